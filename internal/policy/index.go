@@ -1,0 +1,304 @@
+package policy
+
+import (
+	"iter"
+	"slices"
+	"strings"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/ast"
+)
+
+// Index narrows a policy set to the policies whose principal, action and
+// resource scopes can match a request. cedar-go's Authorize evaluates every
+// policy it is given; a policy whose scope does not match evaluates to false
+// without error (the scope is checked before any condition), so handing
+// Authorize only the matching ones yields the same decision, reasons and
+// errors at a cost that grows with the matching policies, not the set.
+//
+// An Index is immutable once built and safe for concurrent use.
+type Index struct {
+	entries []indexEntry // in a stable order (policy ID)
+	dims    [3]dimIndex  // principal, action, resource
+}
+
+type indexEntry struct {
+	id     cedar.PolicyID
+	policy *cedar.Policy
+	scopes [3]scope
+}
+
+const (
+	dimPrincipal = iota
+	dimAction
+	dimResource
+)
+
+// scope is a policy's constraint on one request element, reduced to the
+// forms Cedar's scope grammar allows.
+type scope struct {
+	kind   scopeKind
+	typ    types.EntityType  // for is / is-in
+	uids   []types.EntityUID // for ==, in, is-in (one) and in [..] (many)
+	uidSet map[types.EntityUID]struct{}
+}
+
+type scopeKind uint8
+
+const (
+	scopeAll scopeKind = iota
+	scopeEq
+	scopeIn
+	scopeIs
+	scopeIsIn
+	scopeInSet
+)
+
+// dimIndex holds, for one request element, the policies by the key that
+// must be present among the element and its ancestors for the scope to match.
+type dimIndex struct {
+	all    []int32
+	byUID  map[types.EntityUID][]int32
+	byType map[types.EntityType][]int32
+}
+
+// NewIndex builds an index over the given policies. Policies are kept in
+// ascending ID order so that iteration order is deterministic.
+func NewIndex(policies map[cedar.PolicyID]*cedar.Policy) *Index {
+	ids := make([]cedar.PolicyID, 0, len(policies))
+	for id := range policies {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ix := &Index{entries: make([]indexEntry, len(ids))}
+	for d := range ix.dims {
+		ix.dims[d] = dimIndex{byUID: map[types.EntityUID][]int32{}, byType: map[types.EntityType][]int32{}}
+	}
+	for i, id := range ids {
+		p := policies[id]
+		a := p.AST()
+		e := indexEntry{id: id, policy: p}
+		e.scopes[dimPrincipal] = toScope(a.Principal)
+		e.scopes[dimAction] = toScope(a.Action)
+		e.scopes[dimResource] = toScope(a.Resource)
+		ix.entries[i] = e
+		for d, s := range e.scopes {
+			ix.dims[d].add(int32(i), s)
+		}
+	}
+	return ix
+}
+
+func toScope(n ast.IsScopeNode) scope {
+	switch s := n.(type) {
+	case ast.ScopeTypeEq:
+		return scope{kind: scopeEq, uids: []types.EntityUID{s.Entity}}
+	case ast.ScopeTypeIn:
+		return scope{kind: scopeIn, uids: []types.EntityUID{s.Entity}}
+	case ast.ScopeTypeIs:
+		return scope{kind: scopeIs, typ: s.Type}
+	case ast.ScopeTypeIsIn:
+		return scope{kind: scopeIsIn, typ: s.Type, uids: []types.EntityUID{s.Entity}}
+	case ast.ScopeTypeInSet:
+		set := make(map[types.EntityUID]struct{}, len(s.Entities))
+		for _, u := range s.Entities {
+			set[u] = struct{}{}
+		}
+		return scope{kind: scopeInSet, uids: slices.Clone(s.Entities), uidSet: set}
+	default: // ast.ScopeTypeAll and anything unknown: never exclude
+		return scope{kind: scopeAll}
+	}
+}
+
+func (d *dimIndex) add(i int32, s scope) {
+	switch s.kind {
+	case scopeEq, scopeIn, scopeIsIn, scopeInSet:
+		for _, u := range s.uids {
+			l := d.byUID[u]
+			if len(l) == 0 || l[len(l)-1] != i {
+				d.byUID[u] = append(l, i)
+			}
+		}
+	case scopeIs:
+		d.byType[s.typ] = append(d.byType[s.typ], i)
+	default:
+		d.all = append(d.all, i)
+	}
+}
+
+// Len reports the number of indexed policies.
+func (ix *Index) Len() int { return len(ix.entries) }
+
+// All iterates over every indexed policy; it makes the Index a
+// cedar.PolicyIterator for unindexed evaluation.
+func (ix *Index) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
+	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		for _, e := range ix.entries {
+			if !yield(e.id, e.policy) {
+				return
+			}
+		}
+	}
+}
+
+// lineage is an entity and its transitive ancestors, as Cedar's `in`
+// operator sees them through an entity store.
+type lineage struct {
+	uid       types.EntityUID
+	ancestors []types.EntityUID // without uid itself
+}
+
+func (l *lineage) has(u types.EntityUID) bool {
+	return u == l.uid || slices.Contains(l.ancestors, u)
+}
+
+func lineageOf(entities types.EntityGetter, uid types.EntityUID) lineage {
+	l := lineage{uid: uid}
+	e, ok := entities.Get(uid)
+	if !ok || e.Parents.Len() == 0 {
+		return l
+	}
+	todo := make([]types.EntityUID, 0, 8)
+	for p := range e.Parents.All() {
+		l.ancestors = append(l.ancestors, p)
+		todo = append(todo, p)
+	}
+	for len(todo) > 0 {
+		cur := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		pe, ok := entities.Get(cur)
+		if !ok {
+			continue
+		}
+		for p := range pe.Parents.All() {
+			if p == uid || slices.Contains(l.ancestors, p) {
+				continue
+			}
+			l.ancestors = append(l.ancestors, p)
+			todo = append(todo, p)
+		}
+	}
+	return l
+}
+
+func (s *scope) matches(l *lineage) bool {
+	switch s.kind {
+	case scopeEq:
+		return l.uid == s.uids[0]
+	case scopeIn:
+		return l.has(s.uids[0])
+	case scopeIs:
+		return l.uid.Type == s.typ
+	case scopeIsIn:
+		return l.uid.Type == s.typ && l.has(s.uids[0])
+	case scopeInSet:
+		if _, ok := s.uidSet[l.uid]; ok {
+			return true
+		}
+		for _, a := range l.ancestors {
+			if _, ok := s.uidSet[a]; ok {
+				return true
+			}
+		}
+		return false
+	default:
+		return true
+	}
+}
+
+// candidates returns the lists of policy positions that may match a request
+// element with the given lineage.
+func (d *dimIndex) candidates(l *lineage, buf [][]int32) ([][]int32, int) {
+	n := 0
+	add := func(list []int32) {
+		if len(list) > 0 {
+			buf = append(buf, list)
+			n += len(list)
+		}
+	}
+	add(d.all)
+	add(d.byType[l.uid.Type])
+	add(d.byUID[l.uid])
+	for _, a := range l.ancestors {
+		add(d.byUID[a])
+	}
+	return buf, n
+}
+
+// Selection is the subset of an Index that can apply to one request. It is a
+// cedar.PolicyIterator.
+type Selection struct {
+	ix  *Index
+	pos []int32
+}
+
+// All iterates over the selected policies in ID order.
+func (s Selection) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
+	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		for _, i := range s.pos {
+			e := &s.ix.entries[i]
+			if !yield(e.id, e.policy) {
+				return
+			}
+		}
+	}
+}
+
+// Len reports how many policies were selected.
+func (s Selection) Len() int { return len(s.pos) }
+
+// Select returns the policies whose scopes match the request's principal,
+// action and resource, given the entity store the request is evaluated
+// against.
+func (ix *Index) Select(entities types.EntityGetter, principal, action, resource types.EntityUID) Selection {
+	if entities == nil {
+		entities = types.EntityMap(nil)
+	}
+	lines := [3]lineage{
+		lineageOf(entities, principal),
+		lineageOf(entities, action),
+		lineageOf(entities, resource),
+	}
+	// Start from the element with the fewest candidates, then check every
+	// scope of each candidate.
+	var bufs [3][][]int32
+	best, bestN := 0, -1
+	for d := range ix.dims {
+		var n int
+		bufs[d], n = ix.dims[d].candidates(&lines[d], make([][]int32, 0, 4))
+		if bestN < 0 || n < bestN {
+			best, bestN = d, n
+		}
+	}
+	if bestN == 0 {
+		return Selection{ix: ix}
+	}
+	pos := make([]int32, 0, bestN)
+	for _, list := range bufs[best] {
+		for _, i := range list {
+			e := &ix.entries[i]
+			if e.scopes[0].matches(&lines[0]) && e.scopes[1].matches(&lines[1]) && e.scopes[2].matches(&lines[2]) {
+				pos = append(pos, i)
+			}
+		}
+	}
+	if len(bufs[best]) > 1 {
+		slices.Sort(pos)
+		pos = slices.Compact(pos)
+	}
+	return Selection{ix: ix, pos: pos}
+}
+
+// Get returns the policy with the given ID, or nil.
+func (ix *Index) Get(id cedar.PolicyID) *cedar.Policy {
+	i, ok := slices.BinarySearchFunc(ix.entries, id, func(e indexEntry, id cedar.PolicyID) int { return strings.Compare(string(e.id), string(id)) })
+	if !ok {
+		return nil
+	}
+	return ix.entries[i].policy
+}
+
+// Get returns the policy with the given ID from the whole index, so that a
+// Selection can resolve annotations of its reasons.
+func (s Selection) Get(id cedar.PolicyID) *cedar.Policy { return s.ix.Get(id) }
