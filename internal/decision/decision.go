@@ -10,6 +10,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"time"
 
 	cedar "github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -27,6 +28,23 @@ type Request struct {
 	// ones with the same UID (for example a principal built from token
 	// claims, or an AuthZEN subject with properties overlaid).
 	Entities types.EntityMap
+	// Identity, when known, names the caller in the terms live state is
+	// keyed by (issuer, subject, session, token, device). Live-state guards
+	// and context are looked up with it.
+	Identity *Identity
+}
+
+// Identity is who is asking, as live state knows them.
+type Identity struct {
+	Issuer    string
+	Subject   string
+	Email     string
+	SessionID string
+	TokenID   string
+	DeviceID  string
+	// IssuedAt is the token's iat; revocations apply to tokens issued
+	// before the revocation time.
+	IssuedAt time.Time
 }
 
 // Policy is a policy that determined a decision.
@@ -56,6 +74,15 @@ type Result struct {
 	PolicyVersion string
 	// Evaluated is how many policies the scope index handed to Cedar.
 	Evaluated int
+	// Guard, when not empty, says which live-state guard denied the request
+	// before policies were consulted (for example "session-revoked"). Guards
+	// cannot be overridden by policy.
+	Guard string
+	// RevokedAt is set when a revocation guard denied: a token issued after
+	// this time would not be affected.
+	RevokedAt time.Time
+	// StateSeq is the live-state sequence the decision was made at.
+	StateSeq uint64
 }
 
 // Reasons returns the IDs of the determining policies.
