@@ -9,11 +9,16 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/vigil-authz/vigil/internal/gateway"
+	"github.com/vigil-authz/vigil/internal/identity"
+	"github.com/vigil-authz/vigil/internal/route"
 )
 
 // MaxFileBytes bounds the size of a configuration file.
@@ -26,6 +31,13 @@ type Config struct {
 	AuthZEN  AuthZEN  `yaml:"authzen"`
 	Admin    Admin    `yaml:"admin"`
 	Log      Log      `yaml:"log"`
+	// Gateway configures the enforcement gateway (reverse proxy and
+	// forward-auth). It is started when gateway.listen is set.
+	Gateway gateway.Config `yaml:"gateway"`
+	// Identity lists the trusted token issuers.
+	Identity identity.Config `yaml:"identity"`
+	// Routing maps HTTP requests to Cedar actions and resources.
+	Routing route.Config `yaml:"routing"`
 	// DataDir holds durable state (saved policy versions, the signal
 	// journal, the generated admin token).
 	DataDir string `yaml:"data_dir"`
@@ -140,7 +152,15 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.DataDir, "./vigil-data")
+	if c.GatewayEnabled() {
+		c.Gateway.SetDefaults()
+		c.Identity.SetDefaults()
+		c.Routing.SetDefaults()
+	}
 }
+
+// GatewayEnabled reports whether the gateway is configured.
+func (c *Config) GatewayEnabled() bool { return c.Gateway.Listen != "" }
 
 func setDefault[T comparable](p *T, v T) {
 	var zero T
@@ -212,6 +232,34 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
+	if c.GatewayEnabled() {
+		if c.Gateway.Listen == c.Server.Addr || c.Gateway.Listen == c.Server.AdminAddr {
+			bad("gateway.listen", "must differ from server.addr and server.admin_addr")
+		}
+		prefixed := func(prefix string, err error) {
+			if err == nil {
+				return
+			}
+			for _, e := range flattenErrs(err) {
+				errs = append(errs, fmt.Errorf("%s.%w", prefix, e))
+			}
+		}
+		prefixed("gateway", c.Gateway.Validate())
+		prefixed("identity", c.Identity.Validate())
+		prefixed("routing", c.Routing.Validate())
+		if len(c.Routing.Routes) == 0 && c.Routing.OpenAPI == "" {
+			bad("routing.routes", "the gateway needs at least one route (or routing.openapi)")
+		}
+		names := map[string]bool{}
+		for _, u := range c.Gateway.Upstreams {
+			names[u.Name] = true
+		}
+		for i, r := range c.Routing.Routes {
+			if r.Upstream != "" && !names[r.Upstream] {
+				bad(fmt.Sprintf("routing.routes[%d].upstream", i), "%q is not the name of a gateway.upstreams entry", r.Upstream)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -228,6 +276,13 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.File = path
+	// Relative file references are relative to the config file.
+	base := filepath.Dir(path)
+	for _, p := range []*string{&c.Policies.Dir, &c.Routing.OpenAPI, &c.Gateway.GeoIP} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
 	return c, nil
 }
 
@@ -252,6 +307,17 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+func flattenErrs(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flattenErrs(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 var envRE = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)

@@ -29,6 +29,8 @@ import (
 	"github.com/vigil-authz/vigil/internal/apiauth"
 	"github.com/vigil-authz/vigil/internal/config"
 	"github.com/vigil-authz/vigil/internal/engine"
+	"github.com/vigil-authz/vigil/internal/gateway"
+	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/metrics"
 	"github.com/vigil-authz/vigil/internal/policy"
 )
@@ -41,6 +43,11 @@ type Server struct {
 	store   *policy.Store
 	engine  *engine.Engine
 	watcher *policy.Watcher
+
+	gateway  *gateway.Gateway
+	verifier *identity.Verifier
+	enrich   gateway.EnrichFunc
+	extra    []listener
 
 	mainMux  *http.ServeMux
 	adminMux *http.ServeMux
@@ -62,7 +69,20 @@ type Server struct {
 	adminAddr net.Addr
 }
 
-// New builds a Server from cfg. log may be nil.
+// listener is an additional listener served alongside main and admin.
+type listener struct {
+	name     string
+	addr     string
+	serve    func(net.Listener) error
+	shutdown func(context.Context) error
+	bound    net.Addr
+}
+
+func (s *Server) addListener(l listener) { s.extra = append(s.extra, l) }
+
+// New builds a Server from cfg. log may be nil. It performs the I/O needed
+// to construct components (reading policy files, opening databases) but
+// serves nothing until Run.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -104,6 +124,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.adminMux.Handle("/admin/", apiauth.Require(adminKeys, "vigil-admin", false, s.admin))
 
 	if err := s.setupAuthZEN(); err != nil {
+		return nil, err
+	}
+	if err := s.setupGateway(context.Background()); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -234,6 +257,19 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprintf(w, "{\"status\":\"ready\",\"policy_version\":%q}\n", v.ID)
 }
 
+// ListenerAddr returns the bound address of an extra listener ("gateway")
+// once Run is listening, or nil.
+func (s *Server) ListenerAddr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.extra {
+		if l.name == name {
+			return l.bound
+		}
+	}
+	return nil
+}
+
 // Addrs returns the bound main and admin addresses once Run is listening.
 func (s *Server) Addrs() (mainAddr, adminAddr net.Addr) {
 	s.mu.Lock()
@@ -270,8 +306,24 @@ func (s *Server) Run(ctx context.Context) error {
 		mainLn.Close()
 		return fmt.Errorf("listen on server.admin_addr %s: %w", s.cfg.Server.AdminAddr, err)
 	}
+	extraLns := make([]net.Listener, 0, len(s.extra))
+	for i := range s.extra {
+		ln, err := net.Listen("tcp", s.extra[i].addr)
+		if err != nil {
+			mainLn.Close()
+			adminLn.Close()
+			for _, l := range extraLns {
+				l.Close()
+			}
+			return fmt.Errorf("listen on %s.listen %s: %w", s.extra[i].name, s.extra[i].addr, err)
+		}
+		extraLns = append(extraLns, ln)
+	}
 	s.mu.Lock()
 	s.mainAddr, s.adminAddr = mainLn.Addr(), adminLn.Addr()
+	for i, ln := range extraLns {
+		s.extra[i].bound = ln.Addr()
+	}
 	s.mu.Unlock()
 
 	mainSrv := s.httpServer(s.mainMux)
@@ -279,7 +331,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	runCtx, cancelRunners := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	errc := make(chan error, 2+len(s.runners)+1)
+	errc := make(chan error, 2+len(s.extra))
 	if s.watcher != nil && s.cfg.Policies.WatchEnabled() {
 		wg.Add(1)
 		go func() {
@@ -300,6 +352,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go func() { errc <- serve(mainSrv, mainLn) }()
 	go func() { errc <- serve(adminSrv, adminLn) }()
+	for i, ln := range extraLns {
+		l := s.extra[i]
+		go func() { errc <- l.serve(ln) }()
+		s.log.Info("vigil listening", "listener", l.name, "addr", ln.Addr().String())
+	}
 	s.log.Info("vigil listening", "addr", mainLn.Addr().String(), "admin_addr", adminLn.Addr().String())
 
 	var runErr error
@@ -315,6 +372,7 @@ func (s *Server) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
 	defer cancel()
 	var shutdownErrs []error
+	var emu sync.Mutex
 	var swg sync.WaitGroup
 	for _, srv := range []*http.Server{mainSrv, adminSrv} {
 		swg.Add(1)
@@ -322,6 +380,17 @@ func (s *Server) Run(ctx context.Context) error {
 			defer swg.Done()
 			if err := srv.Shutdown(sctx); err != nil {
 				srv.Close()
+			}
+		}()
+	}
+	for _, l := range s.extra {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			if err := l.shutdown(sctx); err != nil {
+				emu.Lock()
+				shutdownErrs = append(shutdownErrs, fmt.Errorf("shut down %s: %w", l.name, err))
+				emu.Unlock()
 			}
 		}()
 	}
