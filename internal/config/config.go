@@ -16,6 +16,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/vigil-authz/vigil/internal/authzen"
 	"github.com/vigil-authz/vigil/internal/gateway"
 	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/route"
@@ -90,15 +91,8 @@ type AuthZEN struct {
 	Enabled *bool `yaml:"enabled"`
 	// Auth, when it lists keys, requires callers (PEPs) to authenticate.
 	Auth APIAuth `yaml:"auth"`
-	// BaseURL is the policy_decision_point published in the metadata
-	// (default derived from the request's Host).
-	BaseURL string `yaml:"base_url"`
-	// MaxBodyBytes bounds request bodies (default 1 MiB).
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// MaxDepth bounds JSON nesting (default 32).
-	MaxDepth int `yaml:"max_depth"`
-	// MaxEvaluations bounds a batch (default 1000).
-	MaxEvaluations int `yaml:"max_evaluations"`
+	// Issuer, Limits and DisableExplain: see the authzen package.
+	authzen.Config `yaml:",inline"`
 }
 
 // IsEnabled reports whether the AuthZEN API is served.
@@ -145,10 +139,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&p.Debounce, 200*time.Millisecond)
 	setDefault(&p.PollInterval, 5*time.Second)
 	setDefault(&p.History, 20)
-	a := &c.AuthZEN
-	setDefault(&a.MaxBodyBytes, 1<<20)
-	setDefault(&a.MaxDepth, 32)
-	setDefault(&a.MaxEvaluations, 1000)
+	c.AuthZEN.Config.SetDefaults()
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.DataDir, "./vigil-data")
@@ -201,14 +192,10 @@ func (c *Config) Validate() error {
 	if c.Policies.History < 1 || c.Policies.History > 1000 {
 		bad("policies.history", "must be between 1 and 1000, got %d", c.Policies.History)
 	}
-	if c.AuthZEN.MaxBodyBytes < 1024 || c.AuthZEN.MaxBodyBytes > 64<<20 {
-		bad("authzen.max_body_bytes", "must be between 1024 and 67108864, got %d", c.AuthZEN.MaxBodyBytes)
-	}
-	if c.AuthZEN.MaxDepth < 4 || c.AuthZEN.MaxDepth > 1000 {
-		bad("authzen.max_depth", "must be between 4 and 1000, got %d", c.AuthZEN.MaxDepth)
-	}
-	if c.AuthZEN.MaxEvaluations < 1 || c.AuthZEN.MaxEvaluations > 100000 {
-		bad("authzen.max_evaluations", "must be between 1 and 100000, got %d", c.AuthZEN.MaxEvaluations)
+	if err := c.AuthZEN.Config.Validate(); err != nil {
+		for _, e := range flattenErrs(err) {
+			errs = append(errs, fmt.Errorf("authzen.%w", e))
+		}
 	}
 	checkKeys := func(key string, keys []string) {
 		for i, k := range keys {

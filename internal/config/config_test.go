@@ -46,6 +46,12 @@ func TestParse(t *testing.T) {
 		{name: "validation names the key", doc: "server:\n  addr: nowhere\n", wantErr: `server.addr: "nowhere" is not HOST:PORT`},
 		{name: "short keys are refused", doc: "authzen:\n  auth:\n    keys: [short]\n", wantErr: "authzen.auth.keys[0]: is 5 characters"},
 		{name: "the same address twice is refused", doc: "server:\n  addr: 127.0.0.1:1\n  admin_addr: 127.0.0.1:1\n", wantErr: "server.admin_addr: must differ"},
+		{name: "the authzen section takes limits and an issuer", doc: "authzen:\n  issuer: https://pdp.example.com\n  limits:\n    max_depth: 10\n  auth:\n    keys: [\"0123456789abcdef\"]\n", check: func(t *testing.T, c *Config) {
+			if c.AuthZEN.Issuer != "https://pdp.example.com" || c.AuthZEN.Limits.MaxDepth != 10 || c.AuthZEN.Limits.MaxBodyBytes == 0 {
+				t.Fatalf("%+v", c.AuthZEN)
+			}
+		}},
+		{name: "authzen limits are validated", doc: "authzen:\n  limits:\n    max_depth: 1\n", wantErr: "authzen.limits.max_depth"},
 		{name: "bad log level", doc: "log:\n  level: loud\n", wantErr: `log.level: "loud"`},
 		{name: "gateway errors are prefixed with their section", doc: "gateway:\n  listen: 127.0.0.1:9000\n  upstreams:\n    - name: api\n      url: \"::nope\"\n", wantErr: "gateway."},
 		{name: "a gateway needs routes", doc: "gateway:\n  listen: 127.0.0.1:9000\n  upstreams:\n    - name: api\n      url: http://127.0.0.1:9001\nidentity:\n  issuers:\n    - issuer: https://idp.example\n      jwks_uri: https://idp.example/jwks\n      audiences: [api]\n", wantErr: "routing.routes: the gateway needs at least one route"},
