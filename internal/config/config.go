@@ -174,7 +174,7 @@ func (c *Config) Validate() error {
 	}
 	checkAddr("server.addr", c.Server.Addr)
 	checkAddr("server.admin_addr", c.Server.AdminAddr)
-	if c.Server.Addr == c.Server.AdminAddr {
+	if c.Server.Addr == c.Server.AdminAddr && !strings.HasSuffix(c.Server.Addr, ":0") {
 		bad("server.admin_addr", "must differ from server.addr (%s)", c.Server.Addr)
 	}
 	for key, d := range map[string]time.Duration{
