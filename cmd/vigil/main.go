@@ -10,7 +10,9 @@ import (
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "vigil:", err)
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "vigil:", msg)
+		}
 		os.Exit(exitCode(err))
 	}
 }

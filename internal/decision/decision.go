@@ -49,8 +49,10 @@ type Identity struct {
 
 // Policy is a policy that determined a decision.
 type Policy struct {
-	ID          string
-	Effect      string // "permit" or "forbid"
+	ID     string
+	Effect string // "permit" or "forbid"
+	// Annotations is shared with every other decision of the same policy
+	// snapshot and must not be modified.
 	Annotations map[string]string
 }
 
@@ -61,7 +63,9 @@ type EvalError struct {
 	Message  string `json:"message"`
 }
 
-// Result is the outcome of Decide.
+// Result is the outcome of Decide. Any evaluation error denies: Allow is
+// true only when a permit is satisfied, no forbid is, and no policy in scope
+// failed to evaluate.
 type Result struct {
 	Allow bool
 	// Determining are the satisfied forbid policies when denied by a
@@ -111,6 +115,9 @@ func Decide(snap *policy.Snapshot, req Request) Result {
 // DecideUnindexed is Decide without the scope index: every policy is handed
 // to Cedar. It exists to prove the index changes nothing.
 func DecideUnindexed(snap *policy.Snapshot, req Request) Result {
+	if snap == nil {
+		return Decide(snap, req)
+	}
 	var ents types.EntityGetter = snap.Entities
 	if len(req.Entities) > 0 {
 		ents = overlay{top: req.Entities, base: snap.Entities}
@@ -118,8 +125,10 @@ func DecideUnindexed(snap *policy.Snapshot, req Request) Result {
 	return evaluate(snap.Index, ents, req, snap.ID, snap.Index.Len())
 }
 
+// policyIter is what *policy.Index and policy.Selection offer evaluate.
 type policyIter interface {
 	All() iter.Seq2[cedar.PolicyID, *cedar.Policy]
+	Annotations(cedar.PolicyID) map[string]string
 }
 
 func evaluate(ps policyIter, ents types.EntityGetter, req Request, version string, n int) Result {
@@ -141,16 +150,11 @@ func evaluate(ps policyIter, ents types.EntityGetter, req Request, version strin
 			effect = "forbid"
 		}
 		for _, r := range diag.Reasons {
-			p := Policy{ID: string(r.PolicyID), Effect: effect}
-			if pol := lookup(ps, r.PolicyID); pol != nil {
-				if ann := pol.Annotations(); len(ann) > 0 {
-					p.Annotations = make(map[string]string, len(ann))
-					for k, v := range ann {
-						p.Annotations[string(k)] = string(v)
-					}
-				}
-			}
-			res.Determining = append(res.Determining, p)
+			res.Determining = append(res.Determining, Policy{
+				ID:          string(r.PolicyID),
+				Effect:      effect,
+				Annotations: ps.Annotations(r.PolicyID),
+			})
 		}
 		slices.SortFunc(res.Determining, func(a, b Policy) int { return strings.Compare(a.ID, b.ID) })
 	}
@@ -160,22 +164,14 @@ func evaluate(ps policyIter, ents types.EntityGetter, req Request, version strin
 			res.Errors[i] = EvalError{PolicyID: string(e.PolicyID), Message: e.Message}
 		}
 		slices.SortFunc(res.Errors, func(a, b EvalError) int { return strings.Compare(a.PolicyID, b.PolicyID) })
-	}
-	return res
-}
-
-func lookup(ps policyIter, id cedar.PolicyID) *cedar.Policy {
-	if g, ok := ps.(interface {
-		Get(cedar.PolicyID) *cedar.Policy
-	}); ok {
-		return g.Get(id)
-	}
-	for pid, p := range ps.All() {
-		if pid == id {
-			return p
+		// Fail closed: Cedar skips a policy whose evaluation errors, so an
+		// erroring forbid would let a permit through. Vigil denies instead.
+		if res.Allow {
+			res.Allow = false
+			res.Determining = nil
 		}
 	}
-	return nil
+	return res
 }
 
 // overlay serves request-scoped entities before the stored ones.
