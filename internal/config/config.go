@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-authz/vigil/internal/gateway"
 	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/route"
+	"github.com/vigil-authz/vigil/internal/state"
 )
 
 // MaxFileBytes bounds the size of a configuration file.
@@ -39,6 +40,9 @@ type Config struct {
 	Identity identity.Config `yaml:"identity"`
 	// Routing maps HTTP requests to Cedar actions and resources.
 	Routing route.Config `yaml:"routing"`
+	// State configures the signal journal and live state (embedded NATS
+	// JetStream under data_dir by default, or an external nats_url).
+	State state.Config `yaml:"state"`
 	// DataDir holds durable state (saved policy versions, the signal
 	// journal, the generated admin token).
 	DataDir string `yaml:"data_dir"`
@@ -143,6 +147,10 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.DataDir, "./vigil-data")
+	if c.State.NATSURL == "" && c.State.DataDir == "" {
+		c.State.DataDir = filepath.Join(c.DataDir, "journal")
+	}
+	c.State.SetDefaults()
 	if c.GatewayEnabled() {
 		c.Gateway.SetDefaults()
 		c.Identity.SetDefaults()
@@ -218,6 +226,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
+	}
+	if err := c.State.Validate(); err != nil {
+		for _, e := range flattenErrs(err) {
+			errs = append(errs, fmt.Errorf("state.%w", e))
+		}
 	}
 	if c.GatewayEnabled() {
 		if c.Gateway.Listen == c.Server.Addr || c.Gateway.Listen == c.Server.AdminAddr {

@@ -32,6 +32,10 @@ type Request struct {
 	// keyed by (issuer, subject, session, token, device). Live-state guards
 	// and context are looked up with it.
 	Identity *Identity
+	// MergeLiveContext asks the engine to merge live-state facts into
+	// context.session, context.device and context.risk (AuthZEN requests;
+	// the gateway builds those records itself).
+	MergeLiveContext bool
 }
 
 // Identity is who is asking, as live state knows them.
@@ -42,6 +46,7 @@ type Identity struct {
 	SessionID string
 	TokenID   string
 	DeviceID  string
+	ClientID  string
 	// IssuedAt is the token's iat; revocations apply to tokens issued
 	// before the revocation time.
 	IssuedAt time.Time

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"regexp"
 	"slices"
@@ -23,6 +24,8 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // File suffixes that make up a policy directory or bundle.
@@ -39,6 +42,16 @@ const (
 	MaxFiles     = 10_000
 	MaxFileBytes = 16 << 20
 	MaxTotal     = 64 << 20
+
+	// MaxPolicyOperators bounds the operators, brackets and the keywords
+	// if, in, has, like and is in one policy. cedar-go parses, checks and
+	// evaluates expressions recursively, so a small file with a deeply
+	// nested or very long expression could otherwise exhaust a goroutine's
+	// stack, which kills the process instead of failing the bundle.
+	MaxPolicyOperators = 4096
+	// MaxSchemaNesting bounds how deeply brackets nest in a Cedar schema,
+	// for the same reason.
+	MaxSchemaNesting = 256
 )
 
 // File is one named source file of a bundle. Name is a slash-separated path
@@ -117,6 +130,19 @@ type CompileError struct {
 	Problems []Problem
 }
 
+// MaxProblems is how many problems a CompileError lists; the rest are
+// summarised in a last one, so that a bundle with thousands of broken
+// entities does not produce a megabyte of error text.
+const MaxProblems = 100
+
+func newCompileError(probs []Problem) *CompileError {
+	if len(probs) > MaxProblems {
+		more := len(probs) - MaxProblems
+		probs = append(probs[:MaxProblems:MaxProblems], Problem{Message: fmt.Sprintf("%d more problems not shown", more)})
+	}
+	return &CompileError{Problems: probs}
+}
+
 func (e *CompileError) Error() string {
 	if len(e.Problems) == 1 {
 		return e.Problems[0].String()
@@ -191,7 +217,7 @@ func Compile(b Bundle) (*Snapshot, error) {
 		add(Problem{Message: fmt.Sprintf("bundle is %d bytes; at most %d are allowed", total, MaxTotal)})
 	}
 	if len(probs) > 0 {
-		return nil, &CompileError{Problems: probs}
+		return nil, newCompileError(probs)
 	}
 
 	// Schema.
@@ -211,7 +237,10 @@ func Compile(b Bundle) (*Snapshot, error) {
 		if strings.HasSuffix(f.Name, SuffixSchemaJSON) {
 			err = s.UnmarshalJSON(f.Data)
 		} else {
-			err = s.UnmarshalCedar(f.Data)
+			err = checkNesting(f, true)
+			if err == nil {
+				err = s.UnmarshalCedar(f.Data)
+			}
 		}
 		if err != nil {
 			add(locate(f, err))
@@ -226,7 +255,11 @@ func Compile(b Bundle) (*Snapshot, error) {
 	policies := map[cedar.PolicyID]*cedar.Policy{}
 	where := map[cedar.PolicyID]string{}
 	for _, f := range policyFiles {
-		list, err := cedar.NewPolicyListFromBytes(f.Name, f.Data)
+		err := checkNesting(f, false)
+		var list cedar.PolicyList
+		if err == nil {
+			list, err = cedar.NewPolicyListFromBytes(f.Name, f.Data)
+		}
 		if err != nil {
 			add(locate(f, err))
 			continue
@@ -258,33 +291,47 @@ func Compile(b Bundle) (*Snapshot, error) {
 		}
 	}
 
+	// An empty set denies everything: more often a truncated or half-written
+	// file than an intent, so it is refused (write an explicit forbid to
+	// deny all).
+	if len(policies) == 0 && len(probs) == 0 {
+		add(Problem{Message: "the policy set has no policies; an empty set would deny every request (write `forbid(principal, action, resource);` if that is what you want)"})
+	}
+
 	// Entities.
 	entities := types.EntityMap{}
-	origin := map[types.EntityUID]string{}
+	type place struct {
+		file      string
+		line, col int
+	}
+	origin := map[types.EntityUID]place{}
 	for _, f := range entityFiles {
-		var em types.EntityMap
-		if err := decodeEntities(f.Data, &em); err != nil {
+		list, err := decodeEntities(f.Data)
+		if err != nil {
 			add(locate(f, err))
 			continue
 		}
-		for uid, e := range em {
+		lc := lineCounter{data: f.Data, line: 1, col: 1}
+		for _, ea := range list {
+			uid := ea.e.UID
+			line, col := lc.at(ea.off)
 			if prev, dup := origin[uid]; dup {
-				add(Problem{File: f.Name, Message: fmt.Sprintf("entity %s is also defined in %s", uid, prev)})
+				add(Problem{File: f.Name, Line: line, Column: col, Message: fmt.Sprintf("entity %s is also defined at %s:%d:%d", uid, prev.file, prev.line, prev.col)})
 				continue
 			}
-			origin[uid] = f.Name
-			entities[uid] = e
+			origin[uid] = place{f.Name, line, col}
+			entities[uid] = ea.e
 			if validator != nil {
-				if err := validator.Entity(e); err != nil {
+				if err := validator.Entity(ea.e); err != nil {
 					for _, e2 := range flatten(err) {
-						add(Problem{File: f.Name, Message: fmt.Sprintf("entity %s: %s", uid, e2.Error())})
+						add(Problem{File: f.Name, Line: line, Column: col, Message: fmt.Sprintf("entity %s: %s", uid, e2.Error())})
 					}
 				}
 			}
 		}
 	}
 	if len(probs) > 0 {
-		return nil, &CompileError{Problems: probs}
+		return nil, newCompileError(probs)
 	}
 
 	// Actions: from the schema, else from policies and entities.
@@ -313,7 +360,7 @@ func Compile(b Bundle) (*Snapshot, error) {
 	for u := range actionSet {
 		actions = append(actions, u)
 	}
-	slices.SortFunc(actions, func(a, b types.EntityUID) int { return strings.Compare(a.String(), b.String()) })
+	slices.SortFunc(actions, compareUID)
 
 	return &Snapshot{
 		ID:       b.Hash(),
@@ -323,6 +370,10 @@ func Compile(b Bundle) (*Snapshot, error) {
 		Actions:  actions,
 		Bundle:   Bundle{Files: files},
 	}, nil
+}
+
+func compareUID(a, b types.EntityUID) int {
+	return strings.Compare(a.String(), b.String())
 }
 
 func isActionType(t types.EntityType) bool {
@@ -342,18 +393,172 @@ func checkName(name string) error {
 	return nil
 }
 
-// decodeEntities decodes Cedar's entities JSON, rejecting trailing data.
-func decodeEntities(data []byte, em *types.EntityMap) error {
+// entityAt is an entity and the byte offset where it starts in its file.
+type entityAt struct {
+	e   types.Entity
+	off int64
+}
+
+// decodeEntities decodes Cedar's entities JSON (an array of entities, or
+// null) and remembers where each entity starts, so that problems with it
+// can be located. Errors that carry a position are *json.SyntaxError or
+// *offsetError with offsets into data.
+func decodeEntities(data []byte) ([]entityAt, error) {
+	const space = " \t\r\n"
+	first := int64(len(data) - len(bytes.TrimLeft(data, space)))
 	dec := json.NewDecoder(bytes.NewReader(data))
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
+	// A json.Decoder reports syntax errors at offsets relative to the value
+	// it was reading, and a truncated file as a bare EOF; decoding the whole
+	// file again gives a *json.SyntaxError at the absolute offset.
+	syntax := func(err error) error {
+		if err2 := json.Unmarshal(data, new(json.RawMessage)); err2 != nil {
+			return err2
+		}
 		return err
 	}
-	if dec.More() {
-		return errors.New("unexpected data after the entities array")
+	tok, err := dec.Token()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("file is empty; expected a JSON array of entities")
+		}
+		return nil, syntax(err)
 	}
-	return json.Unmarshal(raw, em)
+	var out []entityAt
+	switch tok {
+	case nil: // null: no entities, as cedar-go accepts
+	case json.Delim('['):
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, syntax(err)
+			}
+			start := dec.InputOffset() - int64(len(raw))
+			var e types.Entity
+			if err := e.UnmarshalJSON(raw); err != nil {
+				// cedar-go decodes with github.com/go-json-experiment/json,
+				// whose errors hold an offset into raw.
+				var se *jsonv2.SemanticError
+				var sy *jsontext.SyntacticError
+				off := start
+				switch {
+				case errors.As(err, &se):
+					off += se.ByteOffset
+				case errors.As(err, &sy):
+					off += sy.ByteOffset
+				}
+				return nil, &offsetError{off: off, err: fmt.Errorf("entity %d: %w", len(out)+1, err)}
+			}
+			out = append(out, entityAt{e: e, off: start})
+		}
+		if _, err := dec.Token(); err != nil { // the closing ']'
+			return nil, syntax(err)
+		}
+	default:
+		return nil, &offsetError{off: first, err: errors.New("expected a JSON array of entities")}
+	}
+	end := dec.InputOffset()
+	if rest := bytes.TrimLeft(data[end:], space); len(rest) > 0 {
+		return nil, &offsetError{off: int64(len(data) - len(rest)), err: errors.New("unexpected data after the entities array")}
+	}
+	return out, nil
 }
+
+// lineCounter turns increasing byte offsets into lines and columns in
+// time linear in the file size.
+type lineCounter struct {
+	data      []byte
+	off       int64
+	line, col int
+}
+
+func (c *lineCounter) at(off int64) (int, int) {
+	off = min(off, int64(len(c.data)))
+	for ; c.off < off; c.off++ {
+		if c.data[c.off] == '\n' {
+			c.line++
+			c.col = 1
+		} else {
+			c.col++
+		}
+	}
+	return c.line, c.col
+}
+
+// checkNesting enforces MaxPolicyOperators on Cedar policy source and
+// MaxSchemaNesting on Cedar schema source before either reaches cedar-go's
+// recursive parsers. It skips string literals and comments; the count is an
+// upper bound on the depth of the parsed expression.
+func checkNesting(f File, schema bool) error {
+	data := f.Data
+	depth, ops, start := 0, 0, -1 // start: offset of the current policy
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			continue
+		case c == '/' && i+1 < len(data) && data[i+1] == '/':
+			for i < len(data) && data[i] != '\n' {
+				i++
+			}
+			continue
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		}
+		if schema {
+			switch c {
+			case '{', '<', '[', '(':
+				if depth++; depth > MaxSchemaNesting {
+					return &offsetError{off: int64(i), err: fmt.Errorf("schema nests deeper than %d levels", MaxSchemaNesting)}
+				}
+			case '}', '>', ']', ')':
+				depth = max(depth-1, 0)
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+		switch {
+		case c == ';':
+			ops, start = 0, -1
+			continue
+		case strings.IndexByte("([{!-.+*<>=&|", c) >= 0:
+			// Two-character operators count once.
+			if i+1 < len(data) && (data[i+1] == '=' || (c == '&' || c == '|') && data[i+1] == c) {
+				i++
+			}
+			ops++
+		case c == '_' || c|0x20 >= 'a' && c|0x20 <= 'z':
+			j := i + 1
+			for j < len(data) && (data[j] == '_' || data[j] >= '0' && data[j] <= '9' || data[j]|0x20 >= 'a' && data[j]|0x20 <= 'z') {
+				j++
+			}
+			switch string(data[i:j]) {
+			case "if", "in", "has", "like", "is":
+				ops++
+			}
+			i = j - 1
+		}
+		if ops > MaxPolicyOperators {
+			return &offsetError{off: int64(start), err: fmt.Errorf("policy is too complex: more than %d operators, brackets and keywords; split it into smaller policies or use sets", MaxPolicyOperators)}
+		}
+	}
+	return nil
+}
+
+// offsetError is an error at a byte offset of a file.
+type offsetError struct {
+	off int64
+	err error
+}
+
+func (e *offsetError) Error() string { return e.err.Error() }
+func (e *offsetError) Unwrap() error { return e.err }
 
 // flatten splits joined errors so each becomes its own problem.
 func flatten(err error) []error {
@@ -371,16 +576,27 @@ func flatten(err error) []error {
 // error carries a position or a byte offset.
 func locate(f File, err error) Problem {
 	p := Problem{File: f.Name, Message: err.Error()}
+	var oe *offsetError
 	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &oe):
+		p.Line, p.Column = lineCol(f.Data, oe.off)
 	case errors.As(err, &se):
-		p.Line, p.Column = lineCol(f.Data, se.Offset)
-	case errors.As(err, &te):
-		p.Line, p.Column = lineCol(f.Data, te.Offset)
+		// Offset counts the bytes read including the offending one.
+		p.Line, p.Column = lineCol(f.Data, se.Offset-1)
 	default:
 		// cedar-go parser errors carry "<name>:<line>:<col>" somewhere in
 		// their text (the name may be "<input>"); lift the position out.
+		// The file name may contain spaces, which the pattern cannot
+		// skip, so a message that starts with it is handled first.
+		if rest, ok := strings.CutPrefix(p.Message, f.Name+":"); ok {
+			if m := leadPosRE.FindStringSubmatch(rest); m != nil {
+				fmt.Sscanf(m[1], "%d", &p.Line)
+				fmt.Sscanf(m[2], "%d", &p.Column)
+				p.Message = strings.Join(strings.Fields(strings.TrimPrefix(strings.TrimSpace(rest[len(m[0]):]), "parser error: ")), " ")
+				return p
+			}
+		}
 		if m := posRE.FindStringSubmatchIndex(p.Message); m != nil {
 			fmt.Sscanf(p.Message[m[2]:m[3]], "%d", &p.Line)
 			fmt.Sscanf(p.Message[m[4]:m[5]], "%d", &p.Column)
@@ -391,20 +607,12 @@ func locate(f File, err error) Problem {
 	return p
 }
 
-var posRE = regexp.MustCompile(`(?:at )?\S*:(\d+):(\d+):?`)
+var (
+	posRE     = regexp.MustCompile(`(?:at )?\S*:(\d+):(\d+):?`)
+	leadPosRE = regexp.MustCompile(`^(\d+):(\d+):?`)
+)
 
 func lineCol(data []byte, off int64) (int, int) {
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	line, col := 1, 1
-	for _, c := range data[:off] {
-		if c == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
-	return line, col
+	c := lineCounter{data: data, line: 1, col: 1}
+	return c.at(max(off, 0))
 }

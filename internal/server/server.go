@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/metrics"
 	"github.com/vigil-authz/vigil/internal/policy"
+	"github.com/vigil-authz/vigil/internal/state"
 )
 
 // Server is a configured Vigil process.
@@ -44,6 +45,7 @@ type Server struct {
 	engine  *engine.Engine
 	watcher *policy.Watcher
 
+	state    *state.Store
 	gateway  *gateway.Gateway
 	verifier *identity.Verifier
 	enrich   gateway.EnrichFunc
@@ -96,7 +98,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		PersistPath: filepath.Join(cfg.DataDir, "policy", "active.json"),
 	})
 	s.store.Subscribe(func(v *policy.Version) { s.metrics.PolicyActivated(v.ID, v.Policies) })
-	s.engine = engine.New(s.store)
+	if err := s.setupState(context.Background()); err != nil {
+		return nil, err
+	}
+	s.engine = engine.New(s.store, s.state)
+	s.enrich = enrichFromState
 
 	if err := s.loadInitialPolicies(); err != nil {
 		return nil, err
