@@ -3,6 +3,7 @@ package authzen
 import (
 	"errors"
 	"maps"
+	"time"
 
 	"github.com/cedar-policy/cedar-go/types"
 
@@ -11,6 +12,7 @@ import (
 
 // entityArg is an AuthZEN subject or resource in Cedar terms.
 type entityArg struct {
+	ok  bool // given
 	uid types.EntityUID
 	// entity is the request-scoped entity (stored attributes overlaid with
 	// properties) when the request carries properties; nil otherwise.
@@ -20,6 +22,7 @@ type entityArg struct {
 
 // actionArg is an AuthZEN action in Cedar terms.
 type actionArg struct {
+	ok    bool // given
 	uid   types.EntityUID
 	props *types.Record // context.action, when properties were sent
 }
@@ -33,8 +36,8 @@ type contextArg struct {
 
 // evalInput is one fully resolved access evaluation.
 type evalInput struct {
-	subject, resource *entityArg
-	action            *actionArg
+	subject, resource entityArg
+	action            actionArg
 	context           *contextArg
 	// ownAction and ownContext say whether the batch item (rather than
 	// the defaults) gave the action and the context; errors about them
@@ -44,31 +47,31 @@ type evalInput struct {
 
 // parseEntity maps {type, id, properties}. When idRequired is false (the
 // searched-for entity of a search), id and properties are ignored.
-func parseEntity(n *node, store types.EntityMap, idRequired bool) (*entityArg, error) {
+func parseEntity(n *node, store types.EntityMap, idRequired bool) (entityArg, error) {
 	if n.kind != kindObject {
-		return nil, fieldErr("must be an object with \"type\" and \"id\", got %s", n.kind)
+		return entityArg{}, fieldErr("must be an object with \"type\" and \"id\", got %s", n.kind)
 	}
 	typ, err := entityType(n)
 	if err != nil {
-		return nil, err
+		return entityArg{}, err
 	}
 	if !idRequired {
-		return &entityArg{uid: types.EntityUID{Type: typ}}, nil
+		return entityArg{ok: true, uid: types.EntityUID{Type: typ}}, nil
 	}
 	id := n.get("id")
 	switch {
 	case id == nil:
-		return nil, in(fieldErr("is required"), "id")
+		return entityArg{}, in(fieldErr("is required"), "id")
 	case id.kind != kindString:
-		return nil, in(fieldErr("must be a string, got %s", id.kind), "id")
+		return entityArg{}, in(fieldErr("must be a string, got %s", id.kind), "id")
 	case id.s == "":
-		return nil, in(fieldErr("must not be empty"), "id")
+		return entityArg{}, in(fieldErr("must not be empty"), "id")
 	}
-	e := &entityArg{uid: types.NewEntityUID(typ, types.String(id.s))}
+	e := entityArg{ok: true, uid: types.NewEntityUID(typ, types.String(id.s))}
 	if props := n.get("properties"); props != nil {
 		m, err := recordOf(props)
 		if err != nil {
-			return nil, in(err, "properties")
+			return entityArg{}, in(err, "properties")
 		}
 		ent := overlay(store, e.uid, m)
 		e.entity, e.props = &ent, m
@@ -92,24 +95,24 @@ func overlay(store types.EntityMap, uid types.EntityUID, props types.RecordMap) 
 	return types.Entity{UID: uid, Parents: stored.Parents, Attributes: types.NewRecord(m), Tags: stored.Tags}
 }
 
-func parseAction(n *node, actionType types.EntityType) (*actionArg, error) {
+func parseAction(n *node, actionType types.EntityType) (actionArg, error) {
 	if n.kind != kindObject {
-		return nil, fieldErr("must be an object with \"name\", got %s", n.kind)
+		return actionArg{}, fieldErr("must be an object with \"name\", got %s", n.kind)
 	}
 	name := n.get("name")
 	switch {
 	case name == nil:
-		return nil, in(fieldErr("is required"), "name")
+		return actionArg{}, in(fieldErr("is required"), "name")
 	case name.kind != kindString:
-		return nil, in(fieldErr("must be a string, got %s", name.kind), "name")
+		return actionArg{}, in(fieldErr("must be a string, got %s", name.kind), "name")
 	case name.s == "":
-		return nil, in(fieldErr("must not be empty"), "name")
+		return actionArg{}, in(fieldErr("must not be empty"), "name")
 	}
-	a := &actionArg{uid: types.NewEntityUID(actionType, types.String(name.s))}
+	a := actionArg{ok: true, uid: types.NewEntityUID(actionType, types.String(name.s))}
 	if props := n.get("properties"); props != nil {
 		m, err := recordOf(props)
 		if err != nil {
-			return nil, in(err, "properties")
+			return actionArg{}, in(err, "properties")
 		}
 		r := types.NewRecord(m)
 		a.props = &r
@@ -173,7 +176,7 @@ func (e *evalInput) complete(batch bool) error {
 	for _, f := range [...]struct {
 		name string
 		ok   bool
-	}{{"subject", e.subject != nil}, {"action", e.action != nil}, {"resource", e.resource != nil}} {
+	}{{"subject", e.subject.ok}, {"action", e.action.ok}, {"resource", e.resource.ok}} {
 		if !f.ok {
 			if batch {
 				return in(fieldErr("is required: neither the item nor the request's defaults give a %s", f.name), f.name)
@@ -208,11 +211,15 @@ func (e *evalInput) request() (decision.Request, error) {
 		Action:    e.action.uid,
 		Resource:  e.resource.uid,
 		Identity:  &decision.Identity{Subject: string(e.subject.uid.ID)},
+		// Live state (session assurance, device compliance, risk) is merged
+		// into the context by the engine, over what the caller sent.
+		MergeLiveContext: true,
 	}
 	var ctx types.RecordMap
 	if e.context != nil {
 		ctx = e.context.m
 		req.Context = e.context.rec
+		identityFromContext(req.Identity, ctx)
 	}
 	if e.action.props != nil {
 		if _, clash := ctx["action"]; clash {
@@ -241,4 +248,32 @@ func (e *evalInput) request() (decision.Request, error) {
 		}
 	}
 	return req, nil
+}
+
+// identityFromContext lets a PEP tell live state which token the subject
+// presented, through context.token {iss, iat, sid, jti, email, client_id}
+// and context.device.id: revocations then apply to tokens issued before
+// them only (without iat a revoked subject is denied: its token cannot
+// prove it is newer), and session, token and device signals match.
+func identityFromContext(id *decision.Identity, ctx types.RecordMap) {
+	str := func(r types.RecordMap, k string) string {
+		if v, ok := r[types.String(k)].(types.String); ok {
+			return string(v)
+		}
+		return ""
+	}
+	if tok, ok := ctx["token"].(types.Record); ok {
+		t := tok.Map()
+		id.Issuer = str(t, "iss")
+		id.SessionID = str(t, "sid")
+		id.TokenID = str(t, "jti")
+		id.Email = str(t, "email")
+		id.ClientID = str(t, "client_id")
+		if iat, ok := t["iat"].(types.Long); ok && iat > 0 {
+			id.IssuedAt = time.Unix(int64(iat), 0)
+		}
+	}
+	if dev, ok := ctx["device"].(types.Record); ok {
+		id.DeviceID = str(dev.Map(), "id")
+	}
 }

@@ -126,6 +126,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			s.recordReload(source, changed, err)
 		},
 	})
+	s.admin.MountSignals(s.state)
 	adminKeys := apiauth.NewKeys(append(append([]string{}, cfg.Admin.Keys...), s.AdminToken)...)
 	s.adminMux.Handle("/admin/", apiauth.Require(adminKeys, "vigil-admin", false, s.admin))
 
