@@ -147,15 +147,23 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.DataDir, "./vigil-data")
-	if c.State.NATSURL == "" && c.State.DataDir == "" {
-		c.State.DataDir = filepath.Join(c.DataDir, "journal")
-	}
 	c.State.SetDefaults()
 	if c.GatewayEnabled() {
 		c.Gateway.SetDefaults()
 		c.Identity.SetDefaults()
 		c.Routing.SetDefaults()
 	}
+}
+
+// EffectiveState is the state section with derived values: without
+// nats_url, the embedded journal lives in <data_dir>/journal unless
+// state.data_dir says otherwise.
+func (c *Config) EffectiveState() state.Config {
+	st := c.State
+	if st.NATSURL == "" && st.DataDir == "" {
+		st.DataDir = filepath.Join(c.DataDir, "journal")
+	}
+	return st
 }
 
 // GatewayEnabled reports whether the gateway is configured.
@@ -227,7 +235,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
-	if err := c.State.Validate(); err != nil {
+	st := c.EffectiveState()
+	if err := st.Validate(); err != nil {
 		for _, e := range flattenErrs(err) {
 			errs = append(errs, fmt.Errorf("state.%w", e))
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-authz/vigil/internal/config"
 )
@@ -22,7 +24,19 @@ func newTestServer(t *testing.T, dir string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.State().Close() })
+	waitReady(t, s)
 	return s
+}
+
+// waitReady waits until the live state has replayed its journal.
+func waitReady(t *testing.T, s *Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.State().WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func policyDir(t *testing.T, files map[string]string) string {
@@ -173,16 +187,20 @@ func TestReadiness(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		waitReady(t, s)
 		if s.Ready() == nil {
 			t.Fatal("ready without policies")
 		}
 		if code, body := do(t, s.AdminHandler(), "POST", "/admin/v1/policies", s.AdminToken, `{"files":{"a.cedar":"permit(principal, action, resource);"}}`); code != 200 {
 			t.Fatalf("%d %s", code, body)
 		}
+		s.State().Close()
 		s2, err := New(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer s2.State().Close()
+		waitReady(t, s2)
 		if err := s2.Ready(); err != nil || s2.Store().Active().ID != s.Store().Active().ID {
 			t.Fatalf("not restored: %v", err)
 		}

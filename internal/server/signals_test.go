@@ -17,11 +17,6 @@ func TestSignalsChangeTheNextDecision(t *testing.T) {
 	s := newTestServer(t, policyDir(t, map[string]string{"main.cedar": `
 @id("allow-unless-risky") permit(principal, action, resource) unless { context.risk.level == "HIGH" };
 @id("non-compliant-devices") forbid(principal, action, resource) when { context has device && context.device has compliant && !context.device.compliant };`}))
-	defer s.State().Close()
-	ctx := s.State()
-	for !ctx.Ready() {
-		time.Sleep(5 * time.Millisecond)
-	}
 	admin := s.AdminHandler()
 	signal := func(t *testing.T, body string) {
 		t.Helper()
