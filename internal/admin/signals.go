@@ -127,7 +127,7 @@ func (h *Handler) listSignals(w http.ResponseWriter, r *http.Request, st LiveSta
 // StateView is the body of GET /admin/v1/state.
 type StateView struct {
 	Query QueryView `json:"query"`
-	Facts FactsView   `json:"facts"`
+	Facts FactsView `json:"facts"`
 	// Guard is what the guards decide for a token issued at iat (or of
 	// unknown age when iat is not given).
 	Guard GuardView `json:"guard"`
@@ -135,12 +135,12 @@ type StateView struct {
 
 // FactsView is the JSON form of state.Facts.
 type FactsView struct {
-	RevokedBefore   *time.Time       `json:"revoked_before,omitempty"`
-	RevokedReason   string           `json:"revoked_reason,omitempty"`
-	Disabled        bool             `json:"disabled"`
-	Purged          bool             `json:"purged"`
-	AccountReason   string           `json:"account_reason,omitempty"`
-	ClaimOverrides  map[string]any   `json:"claim_overrides,omitempty"`
+	RevokedBefore   *time.Time     `json:"revoked_before,omitempty"`
+	RevokedReason   string         `json:"revoked_reason,omitempty"`
+	Disabled        bool           `json:"disabled"`
+	Purged          bool           `json:"purged"`
+	AccountReason   string         `json:"account_reason,omitempty"`
+	ClaimOverrides  map[string]any `json:"claim_overrides,omitempty"`
 	Assurance       *AssuranceView `json:"assurance,omitempty"`
 	DeviceCompliant *bool          `json:"device_compliant,omitempty"`
 	Risk            RiskView       `json:"risk"`
