@@ -66,6 +66,8 @@ func (s *Server) setupGateway(ctx context.Context) error {
 		},
 		shutdown: g.Shutdown,
 	})
+	// Release the GeoIP database once no listener serves the gateway.
+	s.AddCloser(func(context.Context) error { return g.Close() })
 	return nil
 }
 

@@ -56,14 +56,18 @@ func enrichFromState(v engine.View, req *decision.Request, sig *gateway.Signals)
 	f := v.Facts(req.Identity)
 	if f.Assurance != nil {
 		sig.Session.Assurance = f.Assurance.Level
+		sig.Session.AssuranceNamespace = f.Assurance.Namespace
+		sig.Session.AssuranceTime = f.Assurance.Time
 	}
 	if f.DeviceCompliant != nil {
 		sig.Device.Compliant = *f.DeviceCompliant
+		sig.Device.ComplianceTime = f.DeviceTime
 	}
 	if f.Risk.Level != "" {
 		sig.Risk.Score = int64(f.Risk.Score)
 		sig.Risk.Level = f.Risk.Level
 		sig.Risk.Reasons = f.Risk.Reasons
+		sig.Risk.Time = f.Risk.Time
 	}
 	if len(f.ClaimOverrides) > 0 {
 		req.Entities = engine.OverrideClaims(req.Entities, req.Principal, f.ClaimOverrides)

@@ -1,0 +1,466 @@
+package gateway
+
+import (
+	"encoding/json"
+	"math"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/vigil-authz/vigil/internal/decision"
+	"github.com/vigil-authz/vigil/internal/engine"
+	"github.com/vigil-authz/vigil/internal/identity"
+	"github.com/vigil-authz/vigil/internal/route"
+)
+
+// AnonymousPrincipal is the principal of requests without a token on
+// anonymous routes. Policies must permit it explicitly, e.g.
+// permit(principal == Anonymous::"anonymous", action == Action::"GET /healthz", resource);
+var AnonymousPrincipal = types.NewEntityUID("Anonymous", "anonymous")
+
+// Neutral signal values, used until live state says otherwise.
+const (
+	NeutralRiskLevel = "LOW"
+)
+
+// Signals are the mutable facts about a caller that go into
+// context.session, context.device and context.risk. The gateway fills them
+// with neutral values (see CONTEXT.md); Options.Enrich replaces them from
+// live state.
+type Signals struct {
+	Session SessionSignals
+	Device  DeviceSignals
+	Risk    RiskSignals
+}
+
+// SessionSignals become context.session.
+type SessionSignals struct {
+	// ID is the session id (token "sid").
+	ID string
+	// Assurance is the session's authentication assurance; neutral value:
+	// the token's acr.
+	Assurance string
+	// AssuranceNamespace qualifies Assurance (e.g. "RFC8176", "NIST-AAL");
+	// "" when unknown.
+	AssuranceNamespace string
+	// AssuranceTime is when the assurance level was last reported.
+	AssuranceTime time.Time
+}
+
+// DeviceSignals become context.device.
+type DeviceSignals struct {
+	// ID is the device id from the trusted device header ("" when none).
+	ID string
+	// Compliant and Managed are false until live state reports otherwise.
+	Compliant bool
+	Managed   bool
+	// ComplianceTime is when compliance was last reported.
+	ComplianceTime time.Time
+}
+
+// RiskSignals become context.risk.
+type RiskSignals struct {
+	Score   int64
+	Level   string
+	Reasons []string
+	// Time is when the risk was last assessed.
+	Time time.Time
+}
+
+// EnrichFunc adds live-state facts to a request before it is decided. It
+// runs for every decision, including re-evaluations of long-lived requests,
+// with the View the decision is made with. req has Principal, Action,
+// Resource, Entities and Identity set (Identity is nil for anonymous
+// requests); Context is built from sig after Enrich returns. It must not
+// block: it runs on the request path.
+type EnrichFunc func(v engine.View, req *decision.Request, sig *Signals)
+
+// call is what the gateway established about one request before deciding:
+// everything needed to build (and later rebuild) the decision request.
+type call struct {
+	id       string
+	method   string
+	path     string // raw path as received, without query
+	host     string
+	scheme   string
+	ip       netip.Addr
+	deviceID string
+	geo      Geo
+	token    *identity.Token // nil: anonymous
+	match    route.Match
+}
+
+// Bounds on the conversion of token claims into Cedar attributes.
+const (
+	maxClaimDepth  = 8
+	maxClaimValues = 4096
+)
+
+// buildRequest builds the decision request for c at time now, against the
+// entities of view v. facts may be nil (no caching).
+func buildRequest(v engine.View, c *call, now time.Time, enrich EnrichFunc, facts *factCache) decision.Request {
+	req := decision.Request{Action: c.match.Action, Resource: c.match.Resource}
+	sig := Signals{
+		Device: DeviceSignals{ID: c.deviceID},
+		Risk:   RiskSignals{Level: NeutralRiskLevel},
+	}
+	var tf *tokenFacts
+	if t := c.token; t != nil {
+		tf = facts.get(t)
+		req.Principal = tf.uid
+		req.Entities = types.EntityMap{req.Principal: tf.principal(v)}
+		req.Identity = &decision.Identity{
+			Issuer:    t.Issuer,
+			Subject:   t.Subject,
+			Email:     claimString(t.Claims, "email"),
+			SessionID: t.SessionID,
+			TokenID:   t.JTI,
+			DeviceID:  c.deviceID,
+			ClientID:  t.ClientID,
+			IssuedAt:  t.IssuedAt,
+		}
+		sig.Session = SessionSignals{ID: t.SessionID, Assurance: t.ACR}
+	} else {
+		req.Principal = AnonymousPrincipal
+	}
+	if enrich != nil {
+		enrich(v, &req, &sig)
+	}
+	req.Context = buildContext(c, tf, &sig, now)
+	return req
+}
+
+func principalUID(t *identity.Token) types.EntityUID {
+	typ := t.PrincipalType
+	if typ == "" {
+		typ = identity.DefaultPrincipalType
+	}
+	return types.NewEntityUID(types.EntityType(typ), types.String(t.Subject))
+}
+
+// tokenFacts are the Cedar forms of a verified token's immutable facts:
+// computed once per token and reused for every request that carries it.
+type tokenFacts struct {
+	tok     *identity.Token
+	uid     types.EntityUID
+	attrs   types.Record // claims
+	parents []types.EntityUID
+	roles   types.EntityUIDSet
+	record  types.Record // context.token
+	session types.Record // context.session with neutral values
+}
+
+func newTokenFacts(t *identity.Token) *tokenFacts {
+	tf := &tokenFacts{tok: t, uid: principalUID(t)}
+	budget := maxClaimValues
+	attrs := make(types.RecordMap, len(t.Claims))
+	for k, raw := range t.Claims {
+		if val, ok := cedarValue(raw, 0, &budget); ok {
+			attrs[types.String(k)] = val
+		}
+	}
+	tf.attrs = types.NewRecord(attrs)
+	roleType := t.RoleType
+	if roleType == "" {
+		roleType = identity.DefaultRoleType
+	}
+	tf.parents = make([]types.EntityUID, len(t.Roles))
+	for i, r := range t.Roles {
+		tf.parents[i] = types.NewEntityUID(types.EntityType(roleType), types.String(r))
+	}
+	tf.roles = types.NewEntityUIDSet(tf.parents...)
+	tf.record = types.NewRecord(types.RecordMap{
+		"iss":       types.String(t.Issuer),
+		"sub":       types.String(t.Subject),
+		"iat":       unixSeconds(t.IssuedAt),
+		"exp":       unixSeconds(t.Expiry),
+		"scopes":    stringSet(t.Scopes),
+		"acr":       types.String(t.ACR),
+		"amr":       stringSet(t.AMR),
+		"sid":       types.String(t.SessionID),
+		"client_id": types.String(t.ClientID),
+		"jti":       types.String(t.JTI),
+		"xms_cc":    stringSet(clientCapabilities(t)),
+	})
+	tf.session = sessionRecord(SessionSignals{ID: t.SessionID, Assurance: t.ACR})
+	return tf
+}
+
+// principal returns the request-scoped principal entity: the token's
+// claims as attributes and its roles as parents, laid over the entity with
+// the same UID in the view's entity store, if any (claims win over stored
+// attributes; stored parents are kept).
+func (tf *tokenFacts) principal(v engine.View) types.Entity {
+	var stored types.Entity
+	var hasStored bool
+	if v.Policies != nil {
+		stored, hasStored = v.Policies.Entities[tf.uid]
+	}
+	if !hasStored {
+		return types.Entity{UID: tf.uid, Parents: tf.roles, Attributes: tf.attrs}
+	}
+	attrs := make(types.RecordMap, tf.attrs.Len()+stored.Attributes.Len())
+	for k, val := range stored.Attributes.All() {
+		attrs[k] = val
+	}
+	for k, val := range tf.attrs.All() {
+		attrs[k] = val
+	}
+	parents := make([]types.EntityUID, 0, len(tf.parents)+stored.Parents.Len())
+	for p := range stored.Parents.All() {
+		parents = append(parents, p)
+	}
+	parents = append(parents, tf.parents...)
+	return types.Entity{
+		UID:        tf.uid,
+		Parents:    types.NewEntityUIDSet(parents...),
+		Attributes: types.NewRecord(attrs),
+		Tags:       stored.Tags,
+	}
+}
+
+// factCache keeps tokenFacts per verified token. The verifier hands out
+// one shared *identity.Token per cached token, so the pointer is the key.
+// Only immutable facts of the token are cached; nothing that can change
+// (entities, live state, policies) is, so the cache cannot make a decision
+// stale. A nil cache computes every time.
+type factCache struct {
+	mu  sync.RWMutex
+	m   map[*identity.Token]*tokenFacts
+	max int
+}
+
+func newFactCache(max int) *factCache {
+	return &factCache{m: make(map[*identity.Token]*tokenFacts), max: max}
+}
+
+func (c *factCache) get(t *identity.Token) *tokenFacts {
+	if c == nil {
+		return newTokenFacts(t)
+	}
+	c.mu.RLock()
+	tf := c.m[t]
+	c.mu.RUnlock()
+	if tf != nil {
+		return tf
+	}
+	tf = newTokenFacts(t)
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		// Dropping everything is crude but bounded and cheap; the working
+		// set refills within a few requests.
+		clear(c.m)
+	}
+	c.m[t] = tf
+	c.mu.Unlock()
+	return tf
+}
+
+// cedarValue converts a JSON claim value to a Cedar value:
+//
+//	string → String; bool → Boolean; integer number → Long;
+//	fractional number → decimal when it has at most 4 fractional digits and
+//	fits Cedar's range (otherwise dropped); array → Set (unconvertible
+//	elements dropped); object → Record (unconvertible members dropped);
+//	null → dropped.
+//
+// Nesting deeper than maxClaimDepth and values beyond the budget are
+// dropped.
+func cedarValue(v any, depth int, budget *int) (types.Value, bool) {
+	if *budget <= 0 || depth > maxClaimDepth {
+		return nil, false
+	}
+	*budget--
+	switch v := v.(type) {
+	case string:
+		return types.String(v), true
+	case bool:
+		return types.Boolean(v), true
+	case json.Number:
+		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return types.Long(i), true
+		}
+		if d, err := types.ParseDecimal(string(v)); err == nil {
+			return d, true
+		}
+		return nil, false
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return types.Long(int64(v)), true
+		}
+		if d, err := types.ParseDecimal(strconv.FormatFloat(v, 'f', -1, 64)); err == nil {
+			return d, true
+		}
+		return nil, false
+	case []any:
+		vals := make([]types.Value, 0, len(v))
+		for _, e := range v {
+			if cv, ok := cedarValue(e, depth+1, budget); ok {
+				vals = append(vals, cv)
+			}
+		}
+		return types.NewSet(vals...), true
+	case map[string]any:
+		m := make(types.RecordMap, len(v))
+		for k, e := range v {
+			if cv, ok := cedarValue(e, depth+1, budget); ok {
+				m[types.String(k)] = cv
+			}
+		}
+		return types.NewRecord(m), true
+	}
+	return nil, false
+}
+
+func claimString(claims map[string]any, name string) string {
+	s, _ := claims[name].(string)
+	return s
+}
+
+func stringSet(ss []string) types.Set {
+	vals := make([]types.Value, len(ss))
+	for i, s := range ss {
+		vals[i] = types.String(s)
+	}
+	return types.NewSet(vals...)
+}
+
+func unixSeconds(t time.Time) types.Long {
+	if t.IsZero() {
+		return 0
+	}
+	return types.Long(t.Unix())
+}
+
+// ipValue converts an address to a Cedar ipaddr; the unspecified address
+// stands in for an unknown one so that the attribute always has one type.
+func ipValue(a netip.Addr) types.IPAddr {
+	if !a.IsValid() {
+		a = netip.IPv4Unspecified()
+	}
+	a = a.Unmap().WithZone("")
+	return types.IPAddr(netip.PrefixFrom(a, a.BitLen()))
+}
+
+// Records for neutral or absent values, shared by all requests.
+var (
+	anonymousToken = types.NewRecord(types.RecordMap{
+		"iss": types.String(""), "sub": types.String(""), "iat": types.Long(0), "exp": types.Long(0),
+		"scopes": types.NewSet(), "acr": types.String(""), "amr": types.NewSet(),
+		"sid": types.String(""), "client_id": types.String(""), "jti": types.String(""),
+		"xms_cc": types.NewSet(),
+	})
+	neutralSession = sessionRecord(SessionSignals{})
+	neutralDevice  = deviceRecord(DeviceSignals{})
+	neutralRisk    = riskRecord(RiskSignals{Level: NeutralRiskLevel})
+	unknownGeo     = geoRecord(Geo{})
+	noParams       = types.NewRecord(types.RecordMap{})
+)
+
+func sessionRecord(s SessionSignals) types.Record {
+	return types.NewRecord(types.RecordMap{
+		"id":                  types.String(s.ID),
+		"assurance":           types.String(s.Assurance),
+		"assurance_namespace": types.String(s.AssuranceNamespace),
+		"assurance_time":      unixSeconds(s.AssuranceTime),
+	})
+}
+
+func deviceRecord(d DeviceSignals) types.Record {
+	return types.NewRecord(types.RecordMap{
+		"id":              types.String(d.ID),
+		"compliant":       types.Boolean(d.Compliant),
+		"managed":         types.Boolean(d.Managed),
+		"compliance_time": unixSeconds(d.ComplianceTime),
+	})
+}
+
+func riskRecord(r RiskSignals) types.Record {
+	return types.NewRecord(types.RecordMap{
+		"score":   types.Long(r.Score),
+		"level":   types.String(r.Level),
+		"reasons": stringSet(r.Reasons),
+		"time":    unixSeconds(r.Time),
+	})
+}
+
+func geoRecord(g Geo) types.Record {
+	return types.NewRecord(types.RecordMap{
+		"country": types.String(g.Country),
+		"city":    types.String(g.City),
+	})
+}
+
+// buildContext builds the Cedar context documented in CONTEXT.md. Every
+// record and attribute is always present, with neutral values when
+// unknown, so that policies never fail on a missing attribute. tf is nil
+// for anonymous requests.
+func buildContext(c *call, tf *tokenFacts, sig *Signals, now time.Time) types.Record {
+	tok, session := anonymousToken, neutralSession
+	if tf != nil {
+		tok, session = tf.record, tf.session
+		if sig.Session != (SessionSignals{ID: tf.tok.SessionID, Assurance: tf.tok.ACR}) {
+			session = sessionRecord(sig.Session)
+		}
+	} else if sig.Session != (SessionSignals{}) {
+		session = sessionRecord(sig.Session)
+	}
+	device := neutralDevice
+	if sig.Device != (DeviceSignals{}) {
+		device = deviceRecord(sig.Device)
+	}
+	risk := neutralRisk
+	if sig.Risk.Score != 0 || sig.Risk.Level != NeutralRiskLevel || len(sig.Risk.Reasons) > 0 || !sig.Risk.Time.IsZero() {
+		risk = riskRecord(sig.Risk)
+	}
+	geo := unknownGeo
+	if c.geo != (Geo{}) {
+		geo = geoRecord(c.geo)
+	}
+	params := noParams
+	if len(c.match.Params) > 0 {
+		m := make(types.RecordMap, len(c.match.Params))
+		for k, v := range c.match.Params {
+			m[types.String(k)] = types.String(v)
+		}
+		params = types.NewRecord(m)
+	}
+	return types.NewRecord(types.RecordMap{
+		"request": types.NewRecord(types.RecordMap{
+			"method": types.String(c.method),
+			"path":   types.String(c.path),
+			"host":   types.String(c.host),
+			"scheme": types.String(c.scheme),
+			"ip":     ipValue(c.ip),
+			"time":   types.NewDatetime(now),
+			"unix":   types.Long(now.Unix()),
+			"params": params,
+		}),
+		"token":   tok,
+		"session": session,
+		"device":  device,
+		"geo":     geo,
+		"risk":    risk,
+	})
+}
+
+// clientCapabilities returns the token's "xms_cc" claim (a string or an
+// array of strings): the client capabilities, "cp1" for CAE.
+func clientCapabilities(t *identity.Token) []string {
+	switch v := t.Claims["xms_cc"].(type) {
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
