@@ -242,7 +242,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.GatewayEnabled() {
-		if c.Gateway.Listen == c.Server.Addr || c.Gateway.Listen == c.Server.AdminAddr {
+		if !strings.HasSuffix(c.Gateway.Listen, ":0") && (c.Gateway.Listen == c.Server.Addr || c.Gateway.Listen == c.Server.AdminAddr) {
 			bad("gateway.listen", "must differ from server.addr and server.admin_addr")
 		}
 		prefixed := func(prefix string, err error) {
