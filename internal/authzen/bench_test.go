@@ -3,11 +3,15 @@ package authzen
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // benchBody is a typical Todo request: an editor updating their own todo,
@@ -81,6 +85,83 @@ func benchHTTP(b *testing.B, h http.Handler, path string) {
 			}
 		}
 	})
+}
+
+// BenchmarkHTTPAlternating measures both endpoints in alternating slices of
+// a few hundred requests each, so that both see the same background load
+// (a shared machine makes back-to-back benchmarks drift). It reports each
+// side's throughput and their ratio (AuthZEN ÷ null; the goal is ≥ 0.85).
+func BenchmarkHTTPAlternating(b *testing.B) {
+	type side struct {
+		url  string
+		reqs int
+		dur  time.Duration
+	}
+	evalSrv := httptest.NewServer(newTodoHandler(b, Options{}))
+	defer evalSrv.Close()
+	nullSrv := httptest.NewServer(nullHandler())
+	defer nullSrv.Close()
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	sides := []*side{{url: evalSrv.URL + PathEvaluation}, {url: nullSrv.URL + PathEvaluation}}
+	workers := runtime.GOMAXPROCS(0)
+	const slice = 256
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done, round := 0, 0; done < b.N; round++ {
+		s := sides[round%2]
+		n := min(slice, b.N-done)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < n; i += workers {
+					if err := postOnce(client, s.url); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		s.dur += time.Since(start)
+		s.reqs += n
+		done += n
+	}
+	b.StopTimer()
+	rate := func(s *side) float64 {
+		if s.dur == 0 {
+			return 0
+		}
+		return float64(s.reqs) / s.dur.Seconds()
+	}
+	b.ReportMetric(rate(sides[0]), "authzen-req/s")
+	b.ReportMetric(rate(sides[1]), "null-req/s")
+	if r := rate(sides[1]); r > 0 {
+		b.ReportMetric(rate(sides[0])/r, "ratio")
+	}
+}
+
+func postOnce(client *http.Client, url string) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(benchBody))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK || !bytes.HasPrefix(body, []byte(`{"decision":true}`)) {
+		return fmt.Errorf("%d %s", res.StatusCode, body)
+	}
+	return nil
 }
 
 func BenchmarkHTTPEvaluation(b *testing.B) {

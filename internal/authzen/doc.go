@@ -4,7 +4,7 @@
 //
 // The package owns the wire contract only. A request is decoded under strict
 // size and nesting limits, mapped onto a Cedar request (see MAPPING.md in
-// this directory for the exact rules), and decided by an [engine.View]
+// this directory, published as docs/authzen.md), and decided by an [engine.View]
 // pinned once per HTTP request, so every decision of a batch or a search
 // page sees the same policy version. Decisions are the engine's; this
 // package never turns an error into an allow.

@@ -53,9 +53,12 @@ func (h *Handler) decide(c *call, in *evalInput, surface string) (decision.Resul
 	if err != nil {
 		return decision.Result{}, err
 	}
+	if h.rec == nil {
+		return c.view.Decide(req), nil
+	}
 	start := time.Now()
 	res := c.view.Decide(req)
-	h.record(surface, res.Allow, time.Since(start))
+	h.rec.Decision(surface, res.Allow, time.Since(start))
 	return res, nil
 }
 
@@ -84,11 +87,11 @@ func (h *Handler) evaluations(w http.ResponseWriter, c *call, doc *node) (int, s
 	if items != nil && items.kind != kindArray {
 		return http.StatusBadRequest, fmt.Sprintf("evaluations: must be an array, got %s", items.kind)
 	}
-	if items == nil || len(items.arr) == 0 {
-		// AuthZEN §7.1: without items the request is a single evaluation.
+	if items == nil || len(items.kids) == 0 {
+		// AuthZEN: without items the request is a single evaluation.
 		return h.evaluation(w, c, doc)
 	}
-	if n := len(items.arr); n > h.limits.MaxEvaluations {
+	if n := len(items.kids); n > h.limits.MaxEvaluations {
 		return http.StatusBadRequest, fmt.Sprintf("evaluations: %d items; at most %d are allowed per request, split the batch", n, h.limits.MaxEvaluations)
 	}
 	def, err := h.parseEval(doc, nil, store, true)
@@ -96,14 +99,14 @@ func (h *Handler) evaluations(w http.ResponseWriter, c *call, doc *node) (int, s
 		return http.StatusBadRequest, err.Error()
 	}
 	// The response array: 17 bytes per plain item plus separators.
-	out := make([]byte, 0, 16+19*len(items.arr))
+	out := make([]byte, 0, 16+19*len(items.kids))
 	out = append(out, `{"evaluations":[`...)
-	for i := range items.arr {
+	for i := range items.kids {
 		if i > 0 {
 			out = append(out, ',')
 		}
 		allow := false
-		ev, err := h.parseEval(&items.arr[i], &def, store, false)
+		ev, err := h.parseEval(&items.kids[i].val, &def, store, false)
 		if err != nil {
 			err = in(at(err, i), "evaluations")
 		}
@@ -153,7 +156,8 @@ func appendDecision(b []byte, res *decision.Result, explain bool) []byte {
 	return append(b, '}')
 }
 
-// appendItemError appends the per-item error form of AuthZEN §7.1.3.
+// appendItemError appends the per-item error form AuthZEN defines for
+// batches.
 func appendItemError(b []byte, status int, msg string) []byte {
 	b = append(b, `{"decision":false,"context":{"error":{"status":`...)
 	b = fmt.Appendf(b, "%d", status)

@@ -1,6 +1,7 @@
 package authzen
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -74,7 +75,20 @@ func FuzzJSONToCedar(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	var shared parser // reused across inputs, as the handler reuses parsers
 	f.Fuzz(func(t *testing.T, data []byte) {
+		var fresh parser
+		n1, err1 := fresh.decode(bytes.NewBuffer(data), 16)
+		// A tree is valid until its parser's next decode; the previous
+		// input must leave no trace in the next tree.
+		n2, err2 := shared.decode(bytes.NewBuffer(data), 16)
+		if (err1 == nil) != (err2 == nil) || (err1 == nil && string(canonical(nil, &n1)) != string(canonical(nil, &n2))) {
+			t.Fatalf("a reused parser decodes differently: %v / %v", err1, err2)
+		}
+		if len(data)%2 == 0 {
+			shared.release()
+		}
+
 		v, err := DecodeValue(data, 16)
 		if err == nil && !json.Valid(data) {
 			t.Fatalf("accepted invalid JSON %q as %v", data, v)

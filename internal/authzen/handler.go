@@ -19,7 +19,7 @@ import (
 	"github.com/vigil-authz/vigil/internal/engine"
 )
 
-// Default endpoint paths (AuthZEN 1.0 §§ 6–8) and the metadata path.
+// Default endpoint paths of AuthZEN 1.0 and the metadata path.
 const (
 	PathEvaluation     = "/access/v1/evaluation"
 	PathEvaluations    = "/access/v1/evaluations"
@@ -81,7 +81,7 @@ type Handler struct {
 	pathMeta   string
 	metadata   []byte // precomputed when issuer is set
 	bufs       sync.Pool
-	decs       sync.Pool
+	parsers    sync.Pool
 	catalog    atomic.Pointer[catalog]
 	maxBufKeep int
 }
@@ -140,7 +140,7 @@ func New(opts Options) *Handler {
 		h.metadata = h.metadataFor(h.issuer)
 	}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
-	h.decs.New = func() any { return new(jsontext.Decoder) }
+	h.parsers.New = func() any { return new(parser) }
 	return h
 }
 
@@ -173,7 +173,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // call is the state of one API request.
 type call struct {
 	view    engine.View
-	rid     string
 	explain bool
 }
 
@@ -194,9 +193,13 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, ep int, rid s
 		h.problem(w, r, status, msg, rid)
 		return
 	}
-	dec := h.decs.Get().(*jsontext.Decoder)
-	doc, err := decodeDocument(dec, buf, h.limits.MaxDepth)
-	h.decs.Put(dec)
+	p := h.parsers.Get().(*parser)
+	defer func() {
+		if p.release() {
+			h.parsers.Put(p)
+		}
+	}()
+	doc, err := p.decode(buf, h.limits.MaxDepth)
 	if err != nil {
 		h.problem(w, r, http.StatusBadRequest, err.Error(), rid)
 		return
@@ -205,7 +208,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, ep int, rid s
 		h.problem(w, r, http.StatusBadRequest, "request body must be a JSON object, got "+doc.kind.String(), rid)
 		return
 	}
-	c := call{view: h.views(), rid: rid, explain: h.explain && wantsExplain(r.Header.Get(HeaderExplain))}
+	c := call{view: h.views(), explain: h.explain && wantsExplain(r.Header.Get(HeaderExplain))}
 	if !c.view.Ready() {
 		w.Header().Set("Retry-After", "1")
 		h.problem(w, r, http.StatusServiceUnavailable, "no policy set is active yet; retry once Vigil has loaded its policies", rid)
@@ -275,12 +278,18 @@ func wantsExplain(v string) bool {
 	return v != "" && (strings.EqualFold(v, "true") || v == "1")
 }
 
+// Header values shared by every response; net/http only reads them.
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrNoStore = []string{"no-store"}
+)
+
 // writeJSON writes a 200 JSON response. Decisions are never cacheable.
+// (net/http adds Content-Length for bodies this small.)
 func writeJSON(w http.ResponseWriter, body []byte) {
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	hd["Content-Type"] = hdrJSON
+	hd["Cache-Control"] = hdrNoStore
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 }
@@ -310,12 +319,6 @@ func (h *Handler) problem(w http.ResponseWriter, r *http.Request, status int, de
 		h.log.LogAttrs(context.WithoutCancel(r.Context()), level, "authzen request rejected",
 			slog.String("request_id", rid), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.String("detail", detail))
-	}
-}
-
-func (h *Handler) record(surface string, allow bool, d time.Duration) {
-	if h.rec != nil {
-		h.rec.Decision(surface, allow, d)
 	}
 }
 

@@ -3,7 +3,6 @@ package authzen
 import (
 	"bytes"
 
-	"github.com/go-json-experiment/json/jsontext"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -109,7 +108,5 @@ func post(h http.Handler, path, body string, header ...string) *httptest.Respons
 	h.ServeHTTP(rec, req)
 	return rec
 }
-
-type jsontextDecoder = jsontext.Decoder
 
 func bufferOf(s string) *bytes.Buffer { return bytes.NewBufferString(s) }

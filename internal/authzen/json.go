@@ -12,15 +12,17 @@ import (
 )
 
 // node is one decoded JSON value. Numbers keep their literal text so that
-// the conversion to Cedar can be exact; objects keep their members in
+// the conversion to Cedar can be exact. Objects keep their members in
 // document order (names are unique: duplicates are rejected while
-// decoding).
+// decoding); arrays keep their elements as members without names.
+//
+// A tree's member slices live in its parser's slab and are only valid
+// until the parser is reused; nothing may keep a node beyond the request.
 type node struct {
 	kind kind
 	b    bool
 	s    string // string value, or the literal text of a number
-	arr  []node
-	obj  []member
+	kids []member
 }
 
 type member struct {
@@ -60,12 +62,15 @@ func (k kind) String() string {
 // get returns the member named name of an object node, or nil. A member
 // whose value is null counts as absent (AuthZEN: omit nulls).
 func (n *node) get(name string) *node {
-	for i := range n.obj {
-		if n.obj[i].name == name {
-			if n.obj[i].val.kind == kindNull {
+	if n.kind != kindObject {
+		return nil
+	}
+	for i := range n.kids {
+		if n.kids[i].name == name {
+			if n.kids[i].val.kind == kindNull {
 				return nil
 			}
-			return &n.obj[i].val
+			return &n.kids[i].val
 		}
 	}
 	return nil
@@ -77,28 +82,67 @@ type syntaxError struct{ msg string }
 
 func (e *syntaxError) Error() string { return e.msg }
 
-// decodeDocument decodes one JSON value from buf with the given nesting
-// limit. Duplicate object member names, invalid UTF-8 and trailing data are
-// rejected (I-JSON, RFC 7493). dec is reset and may be reused afterwards.
-func decodeDocument(dec *jsontext.Decoder, buf *bytes.Buffer, maxDepth int) (node, error) {
-	dec.Reset(buf)
-	p := parser{dec: dec, maxDepth: maxDepth}
+// parser decodes request bodies into node trees. It is reused across
+// requests (pooled by the Handler): the slab that holds the trees' member
+// slices is recycled, so a steady stream of requests allocates only the
+// strings it decodes.
+type parser struct {
+	dec      jsontext.Decoder
+	maxDepth int
+	stack    []member // members of the objects and arrays being decoded
+	slab     []member // finished member slices
+	empty    bytes.Buffer
+}
+
+// maxSlabKeep bounds the slab a pooled parser keeps between requests.
+const maxSlabKeep = 4096
+
+// release drops references into the last tree so that pooled parsers do not
+// keep request data alive, and reports whether the parser is worth pooling.
+func (p *parser) release() bool {
+	clear(p.slab)
+	p.slab = p.slab[:0]
+	p.dec.Reset(&p.empty)
+	return cap(p.slab) <= maxSlabKeep && cap(p.stack) <= maxSlabKeep
+}
+
+// decode decodes one JSON value from buf with the given nesting limit.
+// Duplicate object member names, invalid UTF-8 and trailing data are
+// rejected (I-JSON, RFC 7493). The tree is valid until the next decode.
+func (p *parser) decode(buf *bytes.Buffer, maxDepth int) (node, error) {
+	p.dec.Reset(buf)
+	p.maxDepth = maxDepth
+	p.stack = p.stack[:0]
+	p.slab = p.slab[:0]
 	n, err := p.value(0)
 	if err != nil {
 		return node{}, p.explain(err)
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
+	if _, err := p.dec.ReadToken(); err != io.EOF {
 		return node{}, &syntaxError{"request body has data after the JSON value; send exactly one JSON object"}
 	}
 	return n, nil
 }
 
-type parser struct {
-	dec      *jsontext.Decoder
-	maxDepth int
-}
-
 var errTooDeep = errors.New("too deep")
+
+// keep moves the members decoded since start from the stack to the slab.
+func (p *parser) keep(start int) []member {
+	src := p.stack[start:]
+	if len(src) == 0 {
+		p.stack = p.stack[:start]
+		return nil
+	}
+	if cap(p.slab)-len(p.slab) < len(src) {
+		// Earlier trees' slices stay valid in the old array.
+		p.slab = make([]member, 0, max(32, 2*cap(p.slab), len(src)))
+	}
+	n := len(p.slab)
+	p.slab = append(p.slab, src...)
+	clear(src)
+	p.stack = p.stack[:start]
+	return p.slab[n : n+len(src) : n+len(src)]
+}
 
 func (p *parser) value(depth int) (node, error) {
 	switch p.dec.PeekKind() {
@@ -109,8 +153,7 @@ func (p *parser) value(depth int) (node, error) {
 		if _, err := p.dec.ReadToken(); err != nil {
 			return node{}, err
 		}
-		// Most AuthZEN objects have at most four members.
-		n := node{kind: kindObject, obj: make([]member, 0, 4)}
+		start := len(p.stack)
 		for p.dec.PeekKind() == '"' {
 			raw, err := p.dec.ReadValue()
 			if err != nil {
@@ -121,12 +164,12 @@ func (p *parser) value(depth int) (node, error) {
 			if err != nil {
 				return node{}, err
 			}
-			n.obj = append(n.obj, member{name: name, val: v})
+			p.stack = append(p.stack, member{name: name, val: v})
 		}
 		if _, err := p.dec.ReadToken(); err != nil {
 			return node{}, err
 		}
-		return n, nil
+		return node{kind: kindObject, kids: p.keep(start)}, nil
 	case '[':
 		if depth+1 > p.maxDepth {
 			return node{}, errTooDeep
@@ -134,18 +177,18 @@ func (p *parser) value(depth int) (node, error) {
 		if _, err := p.dec.ReadToken(); err != nil {
 			return node{}, err
 		}
-		n := node{kind: kindArray}
+		start := len(p.stack)
 		for k := p.dec.PeekKind(); k != ']' && k != 0; k = p.dec.PeekKind() {
 			v, err := p.value(depth + 1)
 			if err != nil {
 				return node{}, err
 			}
-			n.arr = append(n.arr, v)
+			p.stack = append(p.stack, member{val: v})
 		}
 		if _, err := p.dec.ReadToken(); err != nil {
 			return node{}, err
 		}
-		return n, nil
+		return node{kind: kindArray, kids: p.keep(start)}, nil
 	}
 	// A scalar: the raw bytes alias the decoder's buffer and are only
 	// valid until the next read, so they are copied out here.

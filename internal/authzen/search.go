@@ -151,11 +151,11 @@ func (h *Handler) search(w http.ResponseWriter, c *call, doc *node, kind searchK
 		id := cands[i]
 		switch kind {
 		case searchSubject:
-			ev.subject = &entityArg{uid: types.NewEntityUID(searched, id)}
+			ev.subject = entityArg{ok: true, uid: types.NewEntityUID(searched, id)}
 		case searchResource:
-			ev.resource = &entityArg{uid: types.NewEntityUID(searched, id)}
+			ev.resource = entityArg{ok: true, uid: types.NewEntityUID(searched, id)}
 		case searchAction:
-			ev.action = &actionArg{uid: types.NewEntityUID(h.actionType, id)}
+			ev.action = actionArg{ok: true, uid: types.NewEntityUID(h.actionType, id)}
 		}
 		res, err := h.decide(c, &ev, SurfaceSearch)
 		if err != nil {
@@ -285,18 +285,18 @@ func canonical(b []byte, n *node) []byte {
 		return b
 	case kindArray:
 		b = append(b, '[')
-		for i := range n.arr {
+		for i := range n.kids {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = canonical(b, &n.arr[i])
+			b = canonical(b, &n.kids[i].val)
 		}
 		return append(b, ']')
 	}
-	ms := make([]*member, 0, len(n.obj))
-	for i := range n.obj {
-		if n.obj[i].val.kind != kindNull {
-			ms = append(ms, &n.obj[i])
+	ms := make([]*member, 0, len(n.kids))
+	for i := range n.kids {
+		if n.kids[i].val.kind != kindNull {
+			ms = append(ms, &n.kids[i])
 		}
 	}
 	slices.SortFunc(ms, func(x, y *member) int { return strings.Compare(x.name, y.name) })

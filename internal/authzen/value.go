@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/cedar-policy/cedar-go/types"
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // DecodeValue converts one JSON document to a Cedar value with the rules
@@ -20,7 +19,8 @@ func DecodeValue(data []byte, maxDepth int) (types.Value, error) {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
 	}
-	n, err := decodeDocument(new(jsontext.Decoder), bytes.NewBuffer(data), maxDepth)
+	var p parser
+	n, err := p.decode(bytes.NewBuffer(data), maxDepth)
 	if err != nil {
 		return nil, err
 	}
@@ -45,9 +45,9 @@ func toCedar(n *node) (v types.Value, present bool, err error) {
 		}
 		return v, true, nil
 	case kindArray:
-		vals := make([]types.Value, 0, len(n.arr))
-		for i := range n.arr {
-			v, ok, err := toCedar(&n.arr[i])
+		vals := make([]types.Value, 0, len(n.kids))
+		for i := range n.kids {
+			v, ok, err := toCedar(&n.kids[i].val)
 			if err != nil {
 				return nil, false, at(err, i)
 			}
@@ -57,17 +57,17 @@ func toCedar(n *node) (v types.Value, present bool, err error) {
 		}
 		return types.NewSet(vals...), true, nil
 	case kindObject:
-		for i := range n.obj {
-			switch name := n.obj[i].name; name {
+		for i := range n.kids {
+			switch name := n.kids[i].name; name {
 			case "__entity", "__extn":
-				if len(n.obj) != 1 {
+				if len(n.kids) != 1 {
 					return nil, false, fieldErr("an object with a %q member must have no other members", name)
 				}
 				var v types.Value
 				if name == "__entity" {
-					v, err = entityValue(&n.obj[0].val)
+					v, err = entityValue(&n.kids[0].val)
 				} else {
-					v, err = extensionValue(&n.obj[0].val)
+					v, err = extensionValue(&n.kids[0].val)
 				}
 				return v, err == nil, in(err, name)
 			}
@@ -83,9 +83,9 @@ func toCedar(n *node) (v types.Value, present bool, err error) {
 
 // recordMap converts the members of an object node, omitting nulls.
 func recordMap(n *node) (types.RecordMap, error) {
-	m := make(types.RecordMap, len(n.obj))
-	for i := range n.obj {
-		mem := &n.obj[i]
+	m := make(types.RecordMap, len(n.kids))
+	for i := range n.kids {
+		mem := &n.kids[i]
 		v, ok, err := toCedar(&mem.val)
 		if err != nil {
 			return nil, in(err, mem.name)
@@ -102,8 +102,8 @@ func recordOf(n *node) (types.RecordMap, error) {
 	if n.kind != kindObject {
 		return nil, fieldErr("must be an object, got %s", n.kind)
 	}
-	for i := range n.obj {
-		if name := n.obj[i].name; name == "__entity" || name == "__extn" {
+	for i := range n.kids {
+		if name := n.kids[i].name; name == "__entity" || name == "__extn" {
 			return nil, in(fieldErr("must hold attributes; an entity reference or extension value is not allowed here"), name)
 		}
 	}

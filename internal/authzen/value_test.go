@@ -136,7 +136,8 @@ func TestRequestMapping(t *testing.T) {
 	h := New(Options{Views: viewsOf(snap).View})
 	parse := func(t *testing.T, body string) decision.Request {
 		t.Helper()
-		n, err := decodeDocument(new(jsontextDecoder), bufferOf(body), 32)
+		var p parser
+		n, err := p.decode(bufferOf(body), 32)
 		if err != nil {
 			t.Fatal(err)
 		}
