@@ -28,7 +28,7 @@ const (
 
 // Signals are the mutable facts about a caller that go into
 // context.session, context.device and context.risk. The gateway fills them
-// with neutral values (see CONTEXT.md); Options.Enrich replaces them from
+// with neutral values (see docs/gateway-request.md); Options.Enrich replaces them from
 // live state.
 type Signals struct {
 	Session SessionSignals
@@ -394,7 +394,7 @@ func geoRecord(g Geo) types.Record {
 	})
 }
 
-// buildContext builds the Cedar context documented in CONTEXT.md. Every
+// buildContext builds the Cedar context documented in docs/gateway-request.md. Every
 // record and attribute is always present, with neutral values when
 // unknown, so that policies never fail on a missing attribute. tf is nil
 // for anonymous requests.

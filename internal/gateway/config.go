@@ -284,8 +284,8 @@ func (c *Config) Validate() error {
 		add("max_header_bytes: must be between 1024 and %d, got %d", 1<<20, c.MaxHeaderBytes)
 	}
 
-	if len(c.Upstreams) == 0 {
-		add("upstreams: at least one upstream is required")
+	if len(c.Upstreams) == 0 && !c.ForwardAuth.Enable() {
+		add("upstreams: at least one upstream is required (or enable forward_auth for a forward-auth-only gateway)")
 	}
 	names := make(map[string]int, len(c.Upstreams))
 	for i := range c.Upstreams {

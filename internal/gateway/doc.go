@@ -14,7 +14,7 @@
 //     challenge when missing on a non-anonymous route or invalid).
 //  3. request: principal (from the token, or Anonymous::"anonymous"),
 //     action and resource (from the route) and the context documented in
-//     CONTEXT.md; Options.Enrich may add live-state signals.
+//     docs/gateway-request.md; Options.Enrich may add live-state signals.
 //  4. decision: one engine.View decides; guards (revocations) answer 401
 //     with a CAE claims challenge or invalid_token, step-up forbids answer
 //     401 insufficient_user_authentication (RFC 9470), other denials 403

@@ -463,6 +463,11 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up := g.fallback
+	if up == nil && d.call.match.Route.Upstream == "" {
+		// A forward-auth-only gateway: nothing to proxy to.
+		writeProblem(w, http.StatusNotFound, "This gateway only answers forward-auth requests.", in.rid, nil)
+		return
+	}
 	if name := d.call.match.Route.Upstream; name != "" {
 		if up = g.upstreams[name]; up == nil {
 			g.log.Error("route names an unknown upstream", "request_id", in.rid, "upstream", name)

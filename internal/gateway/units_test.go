@@ -89,7 +89,7 @@ func TestConfigValidate(t *testing.T) {
 		want   string // substring of the error; "" means valid
 	}{
 		{name: "a minimal configuration is valid", mutate: func(*Config) {}},
-		{name: "upstreams are required", mutate: func(c *Config) { c.Upstreams = nil }, want: "upstreams: at least one"},
+		{name: "upstreams are required unless forward-auth is on", mutate: func(c *Config) { c.Upstreams = nil; off := false; c.ForwardAuth.Enabled = &off }, want: "upstreams: at least one"},
 		{name: "an upstream URL must be http or https", mutate: func(c *Config) { c.Upstreams[0].URL = "ftp://x" }, want: "upstreams[0].url"},
 		{name: "an upstream URL must not carry credentials", mutate: func(c *Config) { c.Upstreams[0].URL = "http://u:p@x" }, want: "upstreams[0].url"},
 		{name: "upstream names are unique", mutate: func(c *Config) { c.Upstreams = append(c.Upstreams, c.Upstreams[0]) }, want: "upstreams[1].name"},

@@ -49,7 +49,7 @@ type Route struct {
 	Method Methods `yaml:"method"`
 	// Path is the path template: literal segments, "{name}" for exactly one
 	// segment, "{name...}" (last only) for the rest of the path. See
-	// PATHS.md.
+	// docs/routes.md.
 	Path string `yaml:"path"`
 	// Action is the Cedar action id. Default: "METHOD /path", e.g.
 	// "GET /todos/{id}", one action per method of the route.

@@ -22,7 +22,7 @@ var (
 )
 
 // Codes for BadRequestError. They are stable identifiers for logs, metrics
-// and problem+json bodies; PATHS.md explains each rule.
+// and problem+json bodies; docs/routes.md explains each rule.
 const (
 	CodeBadMethod        = "bad_method"
 	CodeNotAbsolute      = "not_absolute"

@@ -69,7 +69,7 @@ func (sp *splitPath) rest(i int) string {
 	return unescape(sp.path[sp.start(i):])
 }
 
-// parse validates p and records its segments. See PATHS.md for the rules.
+// parse validates p and records its segments. See docs/routes.md for the rules.
 func (sp *splitPath) parse(p string) error {
 	switch {
 	case p == "" || p[0] != '/':

@@ -10,7 +10,7 @@
 // case-sensitively against a segment tree. Templates are literal segments,
 // "{name}" (one segment) and "{name...}" (the rest); a literal beats a
 // parameter, which beats a rest parameter, compared from the left. Requests
-// that match no route fail with ErrNoRoute and are denied. PATHS.md documents
+// that match no route fail with ErrNoRoute and are denied. docs/routes.md documents
 // every rule.
 //
 // A Table is safe for concurrent use. To change routes, compile a new Table
