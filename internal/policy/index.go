@@ -24,9 +24,10 @@ type Index struct {
 }
 
 type indexEntry struct {
-	id     cedar.PolicyID
-	policy *cedar.Policy
-	scopes [3]scope
+	id          cedar.PolicyID
+	policy      *cedar.Policy
+	scopes      [3]scope
+	annotations map[string]string // nil when the policy has none
 }
 
 const (
@@ -79,6 +80,12 @@ func NewIndex(policies map[cedar.PolicyID]*cedar.Policy) *Index {
 		p := policies[id]
 		a := p.AST()
 		e := indexEntry{id: id, policy: p}
+		if len(a.Annotations) > 0 {
+			e.annotations = make(map[string]string, len(a.Annotations))
+			for _, an := range a.Annotations {
+				e.annotations[string(an.Key)] = string(an.Value)
+			}
+		}
 		e.scopes[dimPrincipal] = toScope(a.Principal)
 		e.scopes[dimAction] = toScope(a.Action)
 		e.scopes[dimResource] = toScope(a.Resource)
@@ -127,13 +134,21 @@ func (d *dimIndex) add(i int32, s scope) {
 	}
 }
 
-// Len reports the number of indexed policies.
-func (ix *Index) Len() int { return len(ix.entries) }
+// Len reports the number of indexed policies. A nil Index is empty.
+func (ix *Index) Len() int {
+	if ix == nil {
+		return 0
+	}
+	return len(ix.entries)
+}
 
 // All iterates over every indexed policy; it makes the Index a
 // cedar.PolicyIterator for unindexed evaluation.
 func (ix *Index) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		if ix == nil {
+			return
+		}
 		for _, e := range ix.entries {
 			if !yield(e.id, e.policy) {
 				return
@@ -142,41 +157,72 @@ func (ix *Index) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 	}
 }
 
+// inline is how many ancestors, and how many candidate lists per request
+// element, Select keeps on its stack before it allocates. Typical requests
+// need a handful of each.
+const inline = 16
+
 // lineage is an entity and its transitive ancestors, as Cedar's `in`
 // operator sees them through an entity store.
 type lineage struct {
 	uid       types.EntityUID
 	ancestors []types.EntityUID // without uid itself
+	// seen mirrors ancestors once there are too many for a linear scan, so
+	// that an entity with thousands of groups costs linear, not quadratic,
+	// time.
+	seen map[types.EntityUID]struct{}
 }
+
+const linearMax = 32
 
 func (l *lineage) has(u types.EntityUID) bool {
-	return u == l.uid || slices.Contains(l.ancestors, u)
+	if u == l.uid {
+		return true
+	}
+	if l.seen != nil {
+		_, ok := l.seen[u]
+		return ok
+	}
+	return slices.Contains(l.ancestors, u)
 }
 
-func lineageOf(entities types.EntityGetter, uid types.EntityUID) lineage {
-	l := lineage{uid: uid}
+// lineageOf computes the lineage of uid, appending its ancestors to buf
+// (which the caller usually backs with a stack array; passing the slice
+// rather than a *lineage keeps that array off the heap).
+func lineageOf(entities types.EntityGetter, uid types.EntityUID, buf []types.EntityUID) lineage {
+	l := lineage{uid: uid, ancestors: buf}
 	e, ok := entities.Get(uid)
 	if !ok || e.Parents.Len() == 0 {
 		return l
 	}
-	todo := make([]types.EntityUID, 0, 8)
+	var todoBuf [inline]types.EntityUID
+	todo := todoBuf[:0]
+	add := func(u types.EntityUID) {
+		if l.has(u) {
+			return
+		}
+		l.ancestors = append(l.ancestors, u)
+		todo = append(todo, u)
+		switch {
+		case l.seen != nil:
+			l.seen[u] = struct{}{}
+		case len(l.ancestors) > linearMax:
+			l.seen = make(map[types.EntityUID]struct{}, 2*len(l.ancestors))
+			for _, a := range l.ancestors {
+				l.seen[a] = struct{}{}
+			}
+		}
+	}
 	for p := range e.Parents.All() {
-		l.ancestors = append(l.ancestors, p)
-		todo = append(todo, p)
+		add(p)
 	}
 	for len(todo) > 0 {
 		cur := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		pe, ok := entities.Get(cur)
-		if !ok {
-			continue
-		}
-		for p := range pe.Parents.All() {
-			if p == uid || slices.Contains(l.ancestors, p) {
-				continue
+		if pe, ok := entities.Get(cur); ok {
+			for p := range pe.Parents.All() {
+				add(p)
 			}
-			l.ancestors = append(l.ancestors, p)
-			todo = append(todo, p)
 		}
 	}
 	return l
@@ -207,21 +253,28 @@ func (s *scope) matches(l *lineage) bool {
 	}
 }
 
-// candidates returns the lists of policy positions that may match a request
-// element with the given lineage.
+// candidates appends to buf the lists of policy positions that may match a
+// request element with the given lineage, and reports how many positions
+// they hold.
 func (d *dimIndex) candidates(l *lineage, buf [][]int32) ([][]int32, int) {
 	n := 0
-	add := func(list []int32) {
-		if len(list) > 0 {
+	if len(d.all) > 0 {
+		buf = append(buf, d.all)
+		n += len(d.all)
+	}
+	if list := d.byType[l.uid.Type]; len(list) > 0 {
+		buf = append(buf, list)
+		n += len(list)
+	}
+	if list := d.byUID[l.uid]; len(list) > 0 {
+		buf = append(buf, list)
+		n += len(list)
+	}
+	for _, a := range l.ancestors {
+		if list := d.byUID[a]; len(list) > 0 {
 			buf = append(buf, list)
 			n += len(list)
 		}
-	}
-	add(d.all)
-	add(d.byType[l.uid.Type])
-	add(d.byUID[l.uid])
-	for _, a := range l.ancestors {
-		add(d.byUID[a])
 	}
 	return buf, n
 }
@@ -251,22 +304,31 @@ func (s Selection) Len() int { return len(s.pos) }
 // Select returns the policies whose scopes match the request's principal,
 // action and resource, given the entity store the request is evaluated
 // against.
+//
+// Select is on the path of every decision; apart from the returned
+// positions it works on its own stack unless the request's entities have
+// unusually many ancestors.
 func (ix *Index) Select(entities types.EntityGetter, principal, action, resource types.EntityUID) Selection {
+	if ix == nil || len(ix.entries) == 0 {
+		return Selection{ix: ix}
+	}
 	if entities == nil {
 		entities = types.EntityMap(nil)
 	}
+	var ancestors [3][inline]types.EntityUID
 	lines := [3]lineage{
-		lineageOf(entities, principal),
-		lineageOf(entities, action),
-		lineageOf(entities, resource),
+		lineageOf(entities, principal, ancestors[0][:0]),
+		lineageOf(entities, action, ancestors[1][:0]),
+		lineageOf(entities, resource, ancestors[2][:0]),
 	}
 	// Start from the element with the fewest candidates, then check every
 	// scope of each candidate.
+	var lists [3][inline][]int32
 	var bufs [3][][]int32
 	best, bestN := 0, -1
 	for d := range ix.dims {
 		var n int
-		bufs[d], n = ix.dims[d].candidates(&lines[d], make([][]int32, 0, 4))
+		bufs[d], n = ix.dims[d].candidates(&lines[d], lists[d][:0])
 		if bestN < 0 || n < bestN {
 			best, bestN = d, n
 		}
@@ -274,11 +336,14 @@ func (ix *Index) Select(entities types.EntityGetter, principal, action, resource
 	if bestN == 0 {
 		return Selection{ix: ix}
 	}
-	pos := make([]int32, 0, bestN)
+	var pos []int32
 	for _, list := range bufs[best] {
 		for _, i := range list {
 			e := &ix.entries[i]
 			if e.scopes[0].matches(&lines[0]) && e.scopes[1].matches(&lines[1]) && e.scopes[2].matches(&lines[2]) {
+				if pos == nil {
+					pos = make([]int32, 0, bestN)
+				}
 				pos = append(pos, i)
 			}
 		}
@@ -290,15 +355,38 @@ func (ix *Index) Select(entities types.EntityGetter, principal, action, resource
 	return Selection{ix: ix, pos: pos}
 }
 
-// Get returns the policy with the given ID, or nil.
-func (ix *Index) Get(id cedar.PolicyID) *cedar.Policy {
+func (ix *Index) find(id cedar.PolicyID) *indexEntry {
+	if ix == nil {
+		return nil
+	}
 	i, ok := slices.BinarySearchFunc(ix.entries, id, func(e indexEntry, id cedar.PolicyID) int { return strings.Compare(string(e.id), string(id)) })
 	if !ok {
 		return nil
 	}
-	return ix.entries[i].policy
+	return &ix.entries[i]
+}
+
+// Get returns the policy with the given ID, or nil.
+func (ix *Index) Get(id cedar.PolicyID) *cedar.Policy {
+	if e := ix.find(id); e != nil {
+		return e.policy
+	}
+	return nil
+}
+
+// Annotations returns the annotations of the policy with the given ID, or
+// nil when it has none. The map is built once per index and shared by every
+// caller: it must not be modified.
+func (ix *Index) Annotations(id cedar.PolicyID) map[string]string {
+	if e := ix.find(id); e != nil {
+		return e.annotations
+	}
+	return nil
 }
 
 // Get returns the policy with the given ID from the whole index, so that a
 // Selection can resolve annotations of its reasons.
 func (s Selection) Get(id cedar.PolicyID) *cedar.Policy { return s.ix.Get(id) }
+
+// Annotations is Index.Annotations of the index the selection came from.
+func (s Selection) Annotations(id cedar.PolicyID) map[string]string { return s.ix.Annotations(id) }
