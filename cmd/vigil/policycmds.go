@@ -13,8 +13,6 @@ import (
 	"github.com/vigil-authz/vigil/internal/policytest"
 )
 
-func init() { extraCommands = append(extraCommands, newTestCmd, newEvalCmd) }
-
 // compileDir loads and compiles a policy directory, printing its problems.
 func compileDir(w io.Writer, dir string) (*policy.Snapshot, error) {
 	b, err := policy.LoadDir(dir)

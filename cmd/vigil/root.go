@@ -46,15 +46,14 @@ Start with:  vigil demo            (everything on embedded defaults)
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newValidateCmd(), newVersionCmd())
-	for _, c := range extraCommands {
-		root.AddCommand(c())
-	}
+	root.AddCommand(
+		newServeCmd(), newDemoCmd(),
+		newValidateCmd(), newTestCmd(), newEvalCmd(),
+		newSignalCmd(), newStateCmd(),
+		newVersionCmd(),
+	)
 	return root
 }
-
-// extraCommands are registered by other files of this package.
-var extraCommands []func() *cobra.Command
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

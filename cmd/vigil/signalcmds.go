@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newSignalCmd, newStateCmd) }
-
 // adminClient talks to a running Vigil's admin API.
 type adminClient struct {
 	base, token string

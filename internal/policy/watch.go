@@ -104,7 +104,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	addTree()
 
+	// The poll fallback compares the directory with the last content it
+	// tried; start from what is active so that a push made after start-up
+	// is not reverted by the first tick.
 	lastTried := ""
+	if b, err := LoadDir(w.Dir); err == nil {
+		lastTried = b.Hash()
+	}
 	var timer *time.Timer
 	var fire <-chan time.Time
 	var poll <-chan time.Time

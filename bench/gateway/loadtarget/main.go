@@ -9,6 +9,9 @@
 //	loadtarget issuer -addr 127.0.0.1:9103 -tokens 20000 -out tokens.txt
 //	    an identity.LocalIssuer serving discovery and a JWKS, after writing
 //	    that many distinct access tokens (one per line) to -out
+//	loadtarget vigil -config vigil.yaml -cpuprofile cpu.pprof -memprofile mem.pprof
+//	    Vigil (internal/server, as `vigil serve` runs it) in-process under
+//	    the profilers, for `go tool pprof` (proxy takes the same flags)
 //
 // Each serves until SIGINT or SIGTERM.
 package main
@@ -26,17 +29,20 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/vigil-authz/vigil/internal/config"
 	"github.com/vigil-authz/vigil/internal/identity"
+	"github.com/vigil-authz/vigil/internal/server"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadtarget backend|proxy|issuer [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadtarget backend|proxy|issuer|vigil [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,8 +56,10 @@ func main() {
 		err = runProxy(ctx, os.Args[2:], log)
 	case "issuer":
 		err = runIssuer(ctx, os.Args[2:])
+	case "vigil":
+		err = runVigil(ctx, os.Args[2:], log)
 	default:
-		err = fmt.Errorf("unknown subcommand %q (want backend, proxy or issuer)", os.Args[1])
+		err = fmt.Errorf("unknown subcommand %q (want backend, proxy, issuer or vigil)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtarget:", err)
@@ -100,6 +108,7 @@ func runProxy(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("proxy", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:9102", "listen address")
 	upstream := fs.String("upstream", "http://127.0.0.1:9101", "upstream base URL")
+	prof := profileFlags(fs)
 	_ = fs.Parse(args)
 	target, err := url.Parse(*upstream)
 	if err != nil {
@@ -126,7 +135,7 @@ func runProxy(ctx context.Context, args []string, log *slog.Logger) error {
 		BufferPool: &pool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}},
 		ErrorLog:   slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return serve(ctx, *addr, rp)
+	return prof.run(func() error { return serve(ctx, *addr, rp) })
 }
 
 type pool struct{ p sync.Pool }
@@ -182,4 +191,57 @@ func runIssuer(ctx context.Context, args []string) error {
 		return fmt.Errorf("write %s: %w", *out, err)
 	}
 	return serve(ctx, *addr, li)
+}
+
+func runVigil(ctx context.Context, args []string, log *slog.Logger) error {
+	fs := flag.NewFlagSet("vigil", flag.ExitOnError)
+	path := fs.String("config", "vigil.yaml", "Vigil configuration file")
+	prof := profileFlags(fs)
+	_ = fs.Parse(args)
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return prof.run(func() error { return srv.Run(ctx) })
+}
+
+// profiles are the optional -cpuprofile and -memprofile of a subcommand.
+type profiles struct{ cpu, mem *string }
+
+func profileFlags(fs *flag.FlagSet) profiles {
+	return profiles{
+		cpu: fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file"),
+		mem: fs.String("memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) at exit"),
+	}
+}
+
+// run runs fn under the requested profilers.
+func (p profiles) run(fn func() error) error {
+	if *p.cpu != "" {
+		f, err := os.Create(*p.cpu)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", *p.cpu, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	err := fn()
+	if *p.mem != "" {
+		f, ferr := os.Create(*p.mem)
+		if ferr != nil {
+			return errors.Join(err, fmt.Errorf("create %s: %w", *p.mem, ferr))
+		}
+		defer f.Close()
+		if werr := pprof.Lookup("allocs").WriteTo(f, 0); werr != nil {
+			return errors.Join(err, fmt.Errorf("write %s: %w", *p.mem, werr))
+		}
+	}
+	return err
 }
