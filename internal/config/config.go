@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-authz/vigil/internal/gateway"
 	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/route"
+	"github.com/vigil-authz/vigil/internal/signal"
 	"github.com/vigil-authz/vigil/internal/state"
 )
 
@@ -43,6 +44,9 @@ type Config struct {
 	// State configures the signal journal and live state (embedded NATS
 	// JetStream under data_dir by default, or an external nats_url).
 	State state.Config `yaml:"state"`
+	// Signals lists the SSF transmitters signals are received from (push
+	// to /ssf/push on the main listener, or polled).
+	Signals signal.Config `yaml:"signals"`
 	// DataDir holds durable state (saved policy versions, the signal
 	// journal, the generated admin token).
 	DataDir string `yaml:"data_dir"`
@@ -148,6 +152,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.DataDir, "./vigil-data")
 	c.State.SetDefaults()
+	c.Signals.SetDefaults()
 	if c.GatewayEnabled() {
 		c.Gateway.SetDefaults()
 		c.Identity.SetDefaults()
@@ -234,6 +239,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
+	}
+	if err := c.Signals.Validate(); err != nil {
+		for _, e := range flattenErrs(err) {
+			errs = append(errs, fmt.Errorf("signals.%w", e))
+		}
 	}
 	st := c.EffectiveState()
 	if err := st.Validate(); err != nil {

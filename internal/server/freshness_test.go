@@ -25,9 +25,10 @@ type gatewayServer struct {
 	issuer   *identity.LocalIssuer
 	gwURL    string
 	adminURL string
+	mainURL  string
 }
 
-func startGatewayServer(t *testing.T, policies map[string]string) *gatewayServer {
+func startGatewayServer(t *testing.T, policies map[string]string, mutate ...func(*config.Config)) *gatewayServer {
 	t.Helper()
 	var issuerHandler http.Handler = http.NotFoundHandler()
 	issuerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { issuerHandler.ServeHTTP(w, r) }))
@@ -50,6 +51,9 @@ func startGatewayServer(t *testing.T, policies map[string]string) *gatewayServer
 	cfg.Gateway.Upstreams = []gateway.Upstream{{Name: "api", URL: upstream.URL}}
 	cfg.Identity.Issuers = []identity.IssuerConfig{li.IssuerConfig("api")}
 	cfg.Routing.Routes = []route.Route{{Method: route.Methods{"GET"}, Path: "/docs/{id}", Resource: route.Resource{Type: "Doc"}}}
+	for _, m := range mutate {
+		m(cfg)
+	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -69,8 +73,9 @@ func startGatewayServer(t *testing.T, policies map[string]string) *gatewayServer
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	_, admin := s.Addrs()
-	return &gatewayServer{Server: s, issuer: li, gwURL: "http://" + s.ListenerAddr("gateway").String(), adminURL: "http://" + admin.String()}
+	main, admin := s.Addrs()
+	return &gatewayServer{Server: s, issuer: li, gwURL: "http://" + s.ListenerAddr("gateway").String(),
+		adminURL: "http://" + admin.String(), mainURL: "http://" + main.String()}
 }
 
 // TestNoAllowAfterRevocationAcknowledged is the freshness guarantee under

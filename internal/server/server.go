@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/metrics"
 	"github.com/vigil-authz/vigil/internal/policy"
+	"github.com/vigil-authz/vigil/internal/signal"
 	"github.com/vigil-authz/vigil/internal/state"
 )
 
@@ -46,6 +47,7 @@ type Server struct {
 	watcher *policy.Watcher
 
 	state    *state.Store
+	receiver *signal.Receiver
 	gateway  *gateway.Gateway
 	verifier *identity.Verifier
 	enrich   gateway.EnrichFunc
@@ -134,6 +136,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	if err := s.setupGateway(context.Background()); err != nil {
+		return nil, err
+	}
+	if err := s.setupSignals(); err != nil {
 		return nil, err
 	}
 	return s, nil

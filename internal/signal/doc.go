@@ -1,10 +1,6 @@
-// Package signal receives Shared Signals (SSF/CAEP/RISC) security event
-// tokens.
+// Package signal receives Shared Signals: it verifies Security Event
+// Tokens (RFC 8417) from configured SSF transmitters, normalises CAEP, RISC
+// and SSF events into state.Signal values, and publishes them to the live
+// state. It serves the RFC 8935 push endpoint and runs RFC 8936 poll
+// clients.
 package signal
-
-import (
-	_ "github.com/lestrrat-go/jwx/v3/jwk"
-	_ "github.com/lestrrat-go/jwx/v3/jws"
-	_ "github.com/nats-io/nats-server/v2/server"
-	_ "github.com/nats-io/nats.go/jetstream"
-)

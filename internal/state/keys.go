@@ -242,65 +242,88 @@ func complexTargets(s Subject) ([]target, error) {
 }
 
 // requestKeys are the index keys a Query presents, grouped by dimension.
-// It is built on the stack: lookups on the hot path do not allocate.
+// Keys live in a fixed buffer inside the struct so that lookups on the hot
+// path do not allocate; a key that does not fit (very long identifiers) is
+// kept as a separately allocated string.
 type requestKeys struct {
 	buf  [512]byte
-	data []byte
+	end  int
 	n    int
 	span [9]struct {
 		dim        dim
 		start, end int
+		long       string
 	}
 }
 
-func (r *requestKeys) add(d dim, prefix byte, parts ...string) {
-	start := len(r.data)
-	r.data = append(r.data, prefix)
-	for i, p := range parts {
-		if i > 0 {
-			r.data = append(r.data, 0)
-		}
-		r.data = append(r.data, p...)
+func (r *requestKeys) add(d dim, prefix byte, a, b string, two bool) {
+	need := 1 + len(a)
+	if two {
+		need += 1 + len(b)
 	}
-	r.span[r.n].dim = d
-	r.span[r.n].start = start
-	r.span[r.n].end = len(r.data)
+	sp := &r.span[r.n]
 	r.n++
+	sp.dim = d
+	if r.end+need > len(r.buf) {
+		if two {
+			sp.long = string(prefix) + a + "\x00" + b
+		} else {
+			sp.long = string(prefix) + a
+		}
+		return
+	}
+	sp.start = r.end
+	r.buf[r.end] = prefix
+	r.end++
+	r.end += copy(r.buf[r.end:], a)
+	if two {
+		r.buf[r.end] = 0
+		r.end++
+		r.end += copy(r.buf[r.end:], b)
+	}
+	sp.end = r.end
 }
 
-func (r *requestKeys) key(i int) []byte { return r.data[r.span[i].start:r.span[i].end] }
+func (r *requestKeys) key(i int) []byte {
+	sp := &r.span[i]
+	if sp.long != "" {
+		return []byte(sp.long)
+	}
+	return r.buf[sp.start:sp.end]
+}
 
 func (r *requestKeys) init(q *Query) {
-	r.data = r.buf[:0]
-	r.n = 0
 	if q.Subject != "" {
 		if q.Issuer != "" {
-			r.add(dimUser, keyIssSub, q.Issuer, q.Subject)
+			r.add(dimUser, keyIssSub, q.Issuer, q.Subject, true)
 		}
-		r.add(dimUser, keySub, q.Subject)
+		r.add(dimUser, keySub, q.Subject, "", false)
 	}
 	if q.Email != "" {
-		start := len(r.data)
-		r.add(dimUser, keyEmail, q.Email)
-		lowerASCII(r.data[start+1:])
+		r.add(dimUser, keyEmail, q.Email, "", false)
+		if sp := &r.span[r.n-1]; sp.long != "" {
+			sp.long = lowerASCIIString(sp.long)
+		} else {
+			lowerASCII(r.buf[sp.start+1 : sp.end])
+		}
 	}
 	if q.Phone != "" {
-		r.add(dimUser, keyPhone, q.Phone)
+		r.add(dimUser, keyPhone, q.Phone, "", false)
 	}
 	if q.SessionID != "" {
-		r.add(dimSession, keySession, q.SessionID)
+		r.add(dimSession, keySession, q.SessionID, "", false)
 	}
 	if q.DeviceID != "" {
-		r.add(dimDevice, keyDevice, q.DeviceID)
+		r.add(dimDevice, keyDevice, q.DeviceID, "", false)
 	}
 	if q.TokenID != "" {
-		r.add(dimToken, keyToken, q.Issuer, q.TokenID)
+		r.add(dimToken, keyToken, q.Issuer, q.TokenID, true)
 	}
 	if q.ClientID != "" {
-		r.add(dimApplication, keyApp, q.ClientID)
+		r.add(dimApplication, keyApp, q.ClientID, "", false)
 	}
 	if q.Tenant != "" {
-		r.add(dimTenant, keyTenant, q.Tenant)
+		r.add(dimTenant, keyTenant, q.Tenant, "", false)
 	}
 }
 

@@ -2,6 +2,7 @@ package state
 
 import (
 	"hash/maphash"
+	"maps"
 	"time"
 )
 
@@ -282,10 +283,9 @@ func (b *builder) get(k string) *entry {
 
 func (b *builder) writable(i uint64) map[string]*entry {
 	if !b.owned[i] {
-		old := b.shards[i]
-		m := make(map[string]*entry, len(old)+1)
-		for k, v := range old {
-			m[k] = v
+		m := maps.Clone(b.shards[i])
+		if m == nil {
+			m = make(map[string]*entry)
 		}
 		b.shards[i] = m
 		b.owned[i] = true

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,5 +138,22 @@ func TestSubjectMatching(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLongIdentifiersMatch(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	sig := Signal{ID: "l", Source: "test", Kind: KindAccountDisabled, EventTime: t0,
+		Subject: Subject{Format: FormatIssSub, Iss: idp, Sub: long}}
+	snap, _ := build(t, t0, sig)
+	q := Query{Issuer: idp, Subject: long, Email: strings.Repeat("E", 400) + "@x", SessionID: long}
+	if !snap.Facts(q).Disabled {
+		t.Fatal("a key longer than the lookup buffer does not match")
+	}
+	emailSig := Signal{ID: "m", Source: "test", Kind: KindAccountDisabled, EventTime: t0,
+		Subject: Subject{Format: FormatEmail, Email: strings.Repeat("e", 600) + "@x"}}
+	snap, _ = build(t, t0, emailSig)
+	if !snap.Facts(Query{Subject: long, Email: strings.Repeat("E", 600) + "@X"}).Disabled {
+		t.Fatal("a long email does not match case-insensitively")
 	}
 }
