@@ -28,7 +28,7 @@ type gatewayServer struct {
 	mainURL  string
 }
 
-func startGatewayServer(t *testing.T, policies map[string]string, mutate ...func(*config.Config)) *gatewayServer {
+func startGatewayServer(t testing.TB, policies map[string]string, mutate ...func(*config.Config)) *gatewayServer {
 	t.Helper()
 	var issuerHandler http.Handler = http.NotFoundHandler()
 	issuerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { issuerHandler.ServeHTTP(w, r) }))

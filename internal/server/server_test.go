@@ -39,7 +39,7 @@ func waitReady(t *testing.T, s *Server) {
 	}
 }
 
-func policyDir(t *testing.T, files map[string]string) string {
+func policyDir(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, data := range files {
