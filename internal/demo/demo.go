@@ -303,15 +303,14 @@ func writePolicies(dataDir, policyDir string) error {
 
 // config builds Vigil's configuration: the gateway in front of the sample
 // API, the demo issuer, the routes of the documents API and the policy
-// directory (not watched, so that the tour's pushes stay active).
+// directory (watched: edit a file and the change is live; a push stays
+// active until the directory changes again).
 func (d *Demo) config(dataDir, policyDir string, issuer *identity.LocalIssuer, apiURL string) *config.Config {
 	cfg := &config.Config{DataDir: dataDir}
 	cfg.Server.Addr = d.opts.PDPAddr
 	cfg.Server.AdminAddr = d.opts.AdminAddr
 	cfg.Server.ShutdownTimeout = 5 * time.Second
 	cfg.Policies.Dir = policyDir
-	watch := false
-	cfg.Policies.Watch = &watch
 	passAuth := false
 	cfg.Gateway = gateway.Config{
 		Listen: d.opts.Addr,
