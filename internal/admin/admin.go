@@ -5,6 +5,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +31,25 @@ type Options struct {
 	// OnActivate is called after a push, entity update or rollback
 	// activated a version (for metrics).
 	OnActivate func(source string, v *policy.Version, changed bool, err error)
+	// Activator, when set, replicates pushes, entity updates and rollbacks
+	// to every replica instead of applying them to Policies directly
+	// (internal/replica implements it).
+	Activator Activator
 }
+
+// Activator publishes policy activations for every replica. Both methods
+// return once this replica has applied the change, with the policy
+// sequence a client passes as X-Vigil-Min-Policy-Seq. Compile errors are
+// *policy.CompileError, unknown versions wrap policy.ErrUnknownVersion;
+// anything else means the change could not be recorded (retry).
+type Activator interface {
+	Activate(ctx context.Context, b policy.Bundle, source string) (v *policy.Version, changed bool, seq uint64, err error)
+	Rollback(ctx context.Context, id string) (v *policy.Version, changed bool, seq uint64, err error)
+}
+
+// activateTimeout bounds a replicated activation: compiling, storing the
+// bundle, recording it and applying it here.
+const activateTimeout = 30 * time.Second
 
 // Handler is the admin API.
 type Handler struct {
@@ -124,6 +143,10 @@ func fromPolicy(pb policy.Bundle) Bundle {
 type ActivationResult struct {
 	Version VersionInfo `json:"version"`
 	Changed bool        `json:"changed"`
+	// PolicySeq is the policy sequence at which the version is active on
+	// every replica that has reached it: send it as X-Vigil-Min-Policy-Seq
+	// to read your write on any replica (0 without replication).
+	PolicySeq uint64 `json:"policy_seq,omitempty"`
 }
 
 func (h *Handler) pushPolicies(w http.ResponseWriter, r *http.Request) {
@@ -135,16 +158,34 @@ func (h *Handler) pushPolicies(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusBadRequest, `"files" must map at least one file name (e.g. "main.cedar") to its content`)
 		return
 	}
-	h.activate(w, "push", b.toPolicy())
+	h.activate(w, r, "push", b.toPolicy())
 }
 
-func (h *Handler) activate(w http.ResponseWriter, source string, b policy.Bundle) {
-	v, changed, err := h.opts.Policies.Apply(b, source)
+func (h *Handler) activate(w http.ResponseWriter, r *http.Request, source string, b policy.Bundle) {
+	var (
+		v       *policy.Version
+		changed bool
+		seq     uint64
+		err     error
+	)
+	if h.opts.Activator != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), activateTimeout)
+		v, changed, seq, err = h.opts.Activator.Activate(ctx, b, source)
+		cancel()
+	} else {
+		v, changed, err = h.opts.Policies.Apply(b, source)
+	}
 	if h.opts.OnActivate != nil {
 		h.opts.OnActivate(source, v, changed, err)
 	}
 	if err != nil {
 		var ce *policy.CompileError
+		if !errors.As(err, &ce) && h.opts.Activator != nil {
+			h.opts.Log.Warn("policy push could not be recorded", "source", source, "err", err)
+			w.Header().Set("Retry-After", "1")
+			problem.Error(w, http.StatusServiceUnavailable, "the policy set could not be recorded for every replica: "+err.Error())
+			return
+		}
 		d := problem.Details{Status: http.StatusUnprocessableEntity, Title: "Policy set rejected",
 			Detail: "the policy set has errors; the active version keeps serving"}
 		if errors.As(err, &ce) {
@@ -159,7 +200,7 @@ func (h *Handler) activate(w http.ResponseWriter, source string, b policy.Bundle
 	if changed {
 		h.opts.Log.Info("policy version activated", "source", source, "version", v.ID, "policies", v.Policies)
 	}
-	writeJSON(w, http.StatusOK, ActivationResult{Version: info(v, h.opts.Policies.Active()), Changed: changed})
+	writeJSON(w, http.StatusOK, ActivationResult{Version: info(v, h.opts.Policies.Active()), Changed: changed, PolicySeq: seq})
 }
 
 // VersionDetail is the body of GET /admin/v1/policies/versions/{id}.
@@ -191,16 +232,32 @@ func (h *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusBadRequest, `"version" is required: the ID of a version from GET /admin/v1/policies`)
 		return
 	}
-	v, err := h.opts.Policies.Rollback(req.Version)
+	var (
+		v   *policy.Version
+		seq uint64
+		err error
+	)
+	if h.opts.Activator != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), activateTimeout)
+		v, _, seq, err = h.opts.Activator.Rollback(ctx, req.Version)
+		cancel()
+	} else {
+		v, err = h.opts.Policies.Rollback(req.Version)
+	}
 	if h.opts.OnActivate != nil {
 		h.opts.OnActivate("rollback", v, err == nil, err)
 	}
 	if err != nil {
+		if !errors.Is(err, policy.ErrUnknownVersion) {
+			w.Header().Set("Retry-After", "1")
+			problem.Error(w, http.StatusServiceUnavailable, "the rollback could not be recorded for every replica: "+err.Error())
+			return
+		}
 		problem.Error(w, http.StatusNotFound, err.Error())
 		return
 	}
 	h.opts.Log.Info("policy version rolled back", "version", v.ID)
-	writeJSON(w, http.StatusOK, ActivationResult{Version: info(v, v), Changed: true})
+	writeJSON(w, http.StatusOK, ActivationResult{Version: info(v, h.opts.Policies.Active()), Changed: true, PolicySeq: seq})
 }
 
 func (h *Handler) getEntities(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +291,7 @@ func (h *Handler) putEntities(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b.Files = append(b.Files, policy.File{Name: "admin.entities.json", Data: slices.Clone(raw)})
-	h.activate(w, "push", b)
+	h.activate(w, r, "push", b)
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {

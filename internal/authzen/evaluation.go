@@ -43,7 +43,7 @@ func (h *Handler) evaluation(w http.ResponseWriter, c *call, doc *node) (int, st
 		}
 		return 0, ""
 	}
-	writeJSON(w, appendDecision(nil, &res, true))
+	writeJSON(w, appendDecision(nil, &res, true, c.view.PolicySeq))
 	return 0, ""
 }
 
@@ -120,7 +120,7 @@ func (h *Handler) evaluations(w http.ResponseWriter, c *call, doc *node) (int, s
 			out = appendItemError(out, http.StatusBadRequest, err.Error())
 		} else {
 			allow = res.Allow
-			out = appendDecision(out, &res, c.explain)
+			out = appendDecision(out, &res, c.explain, c.view.PolicySeq)
 		}
 		if (semantic == semanticDenyOnFirstDeny && !allow) || (semantic == semanticPermitOnFirstPermit && allow) {
 			break
@@ -132,15 +132,15 @@ func (h *Handler) evaluations(w http.ResponseWriter, c *call, doc *node) (int, s
 }
 
 // appendDecision appends {"decision":bool} and, when explaining, the
-// context that says why.
-func appendDecision(b []byte, res *decision.Result, explain bool) []byte {
+// context that says why and at which sequences it was decided.
+func appendDecision(b []byte, res *decision.Result, explain bool, policySeq uint64) []byte {
 	if !explain {
 		if res.Allow {
 			return append(b, respAllow...)
 		}
 		return append(b, respDeny...)
 	}
-	ctx := explanation(res)
+	ctx := explanation(res, policySeq)
 	raw, err := json.Marshal(ctx)
 	if err != nil { // cannot happen: plain strings and slices
 		raw = []byte(`{}`)
@@ -173,13 +173,17 @@ type explainContext struct {
 }
 
 type vigilDetail struct {
-	PolicyVersion string               `json:"policy_version"`
-	Determining   []string             `json:"determining"`
-	Errors        []decision.EvalError `json:"errors"`
-	Guard         string               `json:"guard,omitempty"`
+	PolicyVersion string `json:"policy_version"`
+	// PolicySeq and StateSeq are the policy activation and live-state
+	// journal sequences the decision was made at (read-your-writes).
+	PolicySeq   uint64               `json:"policy_seq"`
+	StateSeq    uint64               `json:"state_seq"`
+	Determining []string             `json:"determining"`
+	Errors      []decision.EvalError `json:"errors"`
+	Guard       string               `json:"guard,omitempty"`
 }
 
-func explanation(res *decision.Result) explainContext {
+func explanation(res *decision.Result, policySeq uint64) explainContext {
 	errs := res.Errors
 	if errs == nil {
 		errs = []decision.EvalError{}
@@ -188,6 +192,8 @@ func explanation(res *decision.Result) explainContext {
 		ReasonAdmin: map[string]string{"en": reason(res)},
 		Vigil: vigilDetail{
 			PolicyVersion: res.PolicyVersion,
+			PolicySeq:     policySeq,
+			StateSeq:      res.StateSeq,
 			Determining:   res.Reasons(),
 			Errors:        errs,
 			Guard:         res.Guard,

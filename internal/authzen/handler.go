@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -50,6 +51,11 @@ type Options struct {
 	// Views returns the current engine view. It is called once per HTTP
 	// request; every decision of that request uses the same view.
 	Views func() engine.View
+	// Await, when set, waits until a view would reflect the minimum
+	// sequences a request asks for with X-Vigil-Min-Seq and
+	// X-Vigil-Min-Policy-Seq (engine.Engine.Await). Without it such
+	// requests are answered only when the current view already does.
+	Await func(ctx context.Context, c engine.Consistency) error
 	// Issuer is the PDP identifier and base URL published in the metadata
 	// (see Config.Issuer). Its path, if any, prefixes every endpoint.
 	Issuer string
@@ -70,6 +76,7 @@ type Options struct {
 // use; construct it with New.
 type Handler struct {
 	views      func() engine.View
+	await      func(ctx context.Context, c engine.Consistency) error
 	limits     Limits
 	rec        Recorder
 	log        *slog.Logger
@@ -101,6 +108,7 @@ var _ http.Handler = (*Handler)(nil)
 func New(opts Options) *Handler {
 	h := &Handler{
 		views:      opts.Views,
+		await:      opts.Await,
 		limits:     opts.Limits,
 		rec:        opts.Recorder,
 		log:        opts.Log,
@@ -208,10 +216,32 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, ep int, rid s
 		h.problem(w, r, http.StatusBadRequest, "request body must be a JSON object, got "+doc.kind.String(), rid)
 		return
 	}
+	want, err := engine.ConsistencyFrom(r.Header)
+	if err != nil {
+		h.problem(w, r, http.StatusBadRequest, err.Error(), rid)
+		return
+	}
+	if !want.IsZero() && h.await != nil {
+		if err := h.await(r.Context(), want); err != nil {
+			w.Header().Set("Retry-After", "1")
+			h.problem(w, r, http.StatusServiceUnavailable, err.Error()+"; retry shortly", rid)
+			return
+		}
+	}
 	c := call{view: h.views(), explain: h.explain && wantsExplain(r.Header.Get(HeaderExplain))}
-	if !c.view.Ready() {
+	switch {
+	case !c.view.Ready():
 		w.Header().Set("Retry-After", "1")
 		h.problem(w, r, http.StatusServiceUnavailable, "no policy set is active yet; retry once Vigil has loaded its policies", rid)
+		return
+	case !c.view.Reflects(want):
+		w.Header().Set("Retry-After", "1")
+		h.problem(w, r, http.StatusServiceUnavailable, fmt.Sprintf("%s: this PDP is at state seq %d and policy seq %d; retry shortly",
+			engine.ErrBehind, c.view.StateSeq(), c.view.PolicySeq), rid)
+		return
+	case c.view.Stale != nil:
+		w.Header().Set("Retry-After", "1")
+		h.problem(w, r, http.StatusServiceUnavailable, c.view.Stale.Error()+"; retry on another replica or shortly", rid)
 		return
 	}
 	var (

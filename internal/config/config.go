@@ -19,6 +19,8 @@ import (
 	"github.com/vigil-authz/vigil/internal/authzen"
 	"github.com/vigil-authz/vigil/internal/gateway"
 	"github.com/vigil-authz/vigil/internal/identity"
+	"github.com/vigil-authz/vigil/internal/replica"
+	"github.com/vigil-authz/vigil/internal/risk"
 	"github.com/vigil-authz/vigil/internal/route"
 	"github.com/vigil-authz/vigil/internal/signal"
 	"github.com/vigil-authz/vigil/internal/state"
@@ -44,9 +46,17 @@ type Config struct {
 	// State configures the signal journal and live state (embedded NATS
 	// JetStream under data_dir by default, or an external nats_url).
 	State state.Config `yaml:"state"`
+	// Cluster configures how replicas stay consistent and how stale a
+	// replica may be before it fails closed (it applies to a single
+	// embedded node too).
+	Cluster replica.Config `yaml:"cluster"`
 	// Signals lists the SSF transmitters signals are received from (push
 	// to /ssf/push on the main listener, or polled).
 	Signals signal.Config `yaml:"signals"`
+	// Risk configures the behaviour risk engine (detectors fed by the
+	// gateway; see docs/risk.md). It runs with the gateway unless
+	// risk.enabled is false.
+	Risk risk.Config `yaml:"risk"`
 	// DataDir holds durable state (saved policy versions, the signal
 	// journal, the generated admin token).
 	DataDir string `yaml:"data_dir"`
@@ -152,7 +162,9 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.DataDir, "./vigil-data")
 	c.State.SetDefaults()
+	c.Cluster.SetDefaults()
 	c.Signals.SetDefaults()
+	c.Risk.SetDefaults()
 	if c.GatewayEnabled() {
 		c.Gateway.SetDefaults()
 		c.Identity.SetDefaults()
@@ -251,6 +263,16 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("state.%w", e))
 		}
 	}
+	if err := c.Risk.Validate(); err != nil {
+		for _, e := range flattenErrs(err) {
+			errs = append(errs, fmt.Errorf("risk.%w", e))
+		}
+	}
+	if err := c.Cluster.Validate(); err != nil {
+		for _, e := range flattenErrs(err) {
+			errs = append(errs, fmt.Errorf("cluster.%w", e))
+		}
+	}
 	if c.GatewayEnabled() {
 		if !strings.HasSuffix(c.Gateway.Listen, ":0") && (c.Gateway.Listen == c.Server.Addr || c.Gateway.Listen == c.Server.AdminAddr) {
 			bad("gateway.listen", "must differ from server.addr and server.admin_addr")
@@ -297,7 +319,7 @@ func Load(path string) (*Config, error) {
 	c.File = path
 	// Relative file references are relative to the config file.
 	base := filepath.Dir(path)
-	for _, p := range []*string{&c.Policies.Dir, &c.Routing.OpenAPI, &c.Gateway.GeoIP} {
+	for _, p := range []*string{&c.Policies.Dir, &c.Routing.OpenAPI, &c.Gateway.GeoIP, &c.Risk.Outbound.SigningKey} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}

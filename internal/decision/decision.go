@@ -109,12 +109,21 @@ func Decide(snap *policy.Snapshot, req Request) Result {
 	if snap == nil {
 		return Result{Errors: []EvalError{{Message: "no active policy set"}}}
 	}
+	// The overlay and the selection go to Cedar as interfaces; one
+	// allocation holds both.
+	st := &decideState{ov: overlay{top: req.Entities, base: snap.Entities}}
 	var ents types.EntityGetter = snap.Entities
 	if len(req.Entities) > 0 {
-		ents = overlay{top: req.Entities, base: snap.Entities}
+		ents = &st.ov
 	}
-	sel := snap.Index.Select(ents, req.Principal, req.Action, req.Resource)
-	return evaluate(sel, ents, req, snap.ID, sel.Len())
+	st.sel = snap.Index.Select(ents, req.Principal, req.Action, req.Resource)
+	return evaluate(&st.sel, ents, req, snap.ID, st.sel.Len())
+}
+
+// decideState is what one Decide hands to Cedar by reference.
+type decideState struct {
+	ov  overlay
+	sel policy.Selection
 }
 
 // DecideUnindexed is Decide without the scope index: every policy is handed

@@ -33,6 +33,9 @@ type Engine struct {
 	// State is optional: without it no guard runs and contexts get no
 	// live facts.
 	State StateSource
+	// Freshness is optional: with it, every View carries the policy
+	// sequence and whether the replica is stale (see internal/replica).
+	Freshness Freshness
 }
 
 // New returns an Engine over a policy store and an optional state source.
@@ -45,11 +48,25 @@ type View struct {
 	Policies *policy.Snapshot
 	// State is nil when live state is not configured.
 	State *state.Snapshot
+	// PolicySeq is the policy activation sequence the view reflects at
+	// least (0 without replication).
+	PolicySeq uint64
+	// Stale, when not nil, says why this replica cannot prove that the view
+	// is fresh enough to decide with (it wraps ErrStale). Enforcement
+	// surfaces fail closed with 503 instead of deciding.
+	Stale error
 }
 
 // View pins the current snapshots.
 func (e *Engine) View() View {
-	v := View{Policies: e.Policies.Current()}
+	var v View
+	if e.Freshness != nil {
+		// The sequence is read before the snapshot, which is swapped in
+		// before the sequence advances: the view is at least that fresh.
+		v.PolicySeq = e.Freshness.PolicySeq()
+		v.Stale = e.Freshness.Stale()
+	}
+	v.Policies = e.Policies.Current()
 	if e.State != nil {
 		v.State = e.State.Current()
 	}

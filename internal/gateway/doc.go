@@ -23,6 +23,10 @@
 //  5. forward: hygiene-checked headers, X-Forwarded-*, verified identity
 //     headers; 502/504 on upstream failure.
 //
+// Every decided request (and every refused bearer token) is also handed to
+// Options.Observe, when set, as an Event: the behaviour feed of the risk
+// engine. Building the Event allocates nothing; the hook must not block.
+//
 // Lifecycle: New validates and builds everything without serving. Serve or
 // the handler itself serves. Reevaluate re-decides every registered stream
 // (call it on every policy swap and live-state change). Shutdown stops the

@@ -15,9 +15,10 @@ import (
 // X-Forwarded-Method/X-Forwarded-Uri (Traefik, Caddy), host and scheme from
 // X-Forwarded-Host/-Proto, the client address from X-Forwarded-For (or
 // X-Real-IP). These headers are believed only from trusted proxies; any
-// other caller is refused. The answer is 200 with the identity headers
-// (allow), 401 with WWW-Authenticate, 403, 400 for unusable requests, 503
-// when no policy is active: only 200 allows, so every failure fails closed.
+// other caller is refused. The answer is 200 with the identity headers, all
+// of them, empty when unknown (allow), 401 with WWW-Authenticate, 403, 400
+// for unusable requests, 503 when no policy is active: only 200 allows, so
+// every failure fails closed.
 
 // maxOriginalURI bounds X-Original-URI / X-Forwarded-Uri.
 const maxOriginalURI = 16 << 10
@@ -131,7 +132,7 @@ func (g *Gateway) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	in := g.readInbound(r)
 	w.Header().Set(requestIDHeader, in.rid)
 	w.Header().Set("Cache-Control", "no-store")
-	log := g.log.With("request_id", in.rid, "surface", SurfaceForwardAuth)
+	log := g.requestLog(in.rid, SurfaceForwardAuth)
 	wrote := false
 	defer func() {
 		// Fail closed: an internal failure is a 500, which every supported
@@ -173,6 +174,16 @@ func (g *Gateway) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if d == nil {
 		return
 	}
-	g.setIdentityHeaders(w.Header(), d.call.token, in.rid)
+	h := w.Header()
+	g.setIdentityHeaders(h, d.call.token, in.rid)
+	// Every identity header is in the answer, empty when there is nothing
+	// to say (anonymous, no sid, no roles): proxies that copy named headers
+	// then overwrite the client's copy with the empty value, and Caddy 2.6
+	// (copy_headers) does not substitute placeholder text for a missing one.
+	for _, k := range g.identityHeaders {
+		if _, ok := h[k]; !ok {
+			h[k] = []string{""}
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 }

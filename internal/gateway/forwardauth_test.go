@@ -106,6 +106,39 @@ func TestForwardAuth(t *testing.T) {
 	}
 }
 
+func TestForwardAuthSendsEveryIdentityHeader(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name   string
+		header http.Header
+		want   map[string]string
+	}{
+		{
+			name:   "a token without a session id gets an empty session header",
+			header: http.Header{"X-Original-Method": {"GET"}, "X-Original-Uri": {"/todos/1"}, "Authorization": {"Bearer " + h.token("alice", []string{"member"}, nil)}},
+			want:   map[string]string{"X-Vigil-Subject": "alice", "X-Vigil-Roles": "member", "X-Vigil-Session": ""},
+		},
+		{
+			name:   "an anonymous request gets all three headers empty",
+			header: http.Header{"X-Original-Method": {"GET"}, "X-Original-Uri": {"/healthz"}},
+			want:   map[string]string{"X-Vigil-Subject": "", "X-Vigil-Roles": "", "X-Vigil-Session": ""},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := h.request(true, "GET", "/.vigil/auth", tt.header)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status = %d, want 200: %s", resp.StatusCode, body)
+			}
+			for k, v := range tt.want {
+				if got, ok := resp.Header[k]; !ok || len(got) != 1 || got[0] != v {
+					t.Errorf("%s = %q (present %v), want exactly %q", k, got, ok, v)
+				}
+			}
+		})
+	}
+}
+
 func TestForwardAuthHandlerOnItsOwnListener(t *testing.T) {
 	h := newHarness(t, func(c *Config, _ *Options) {
 		f := false

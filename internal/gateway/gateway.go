@@ -60,6 +60,11 @@ type Options struct {
 	// Views returns the current engine view (policies and live state). It
 	// is called once per decision.
 	Views func() engine.View
+	// Await, when set, waits until a view would reflect the minimum
+	// sequences a request asks for with X-Vigil-Min-Seq and
+	// X-Vigil-Min-Policy-Seq (engine.Engine.Await). Without it such
+	// requests are answered only when the current view already does.
+	Await func(ctx context.Context, c engine.Consistency) error
 	// Auth verifies bearer tokens.
 	Auth Authenticator
 	// Router matches requests to routes.
@@ -72,6 +77,10 @@ type Options struct {
 	Recorder Recorder
 	// Enrich, when set, adds live-state signals to every decision request.
 	Enrich EnrichFunc
+	// Observe, when set, receives an Event for every decided request and
+	// every refused bearer token (behaviour analysis, e.g. the risk
+	// engine). Re-decisions of long-lived requests are not reported.
+	Observe ObserveFunc
 }
 
 // Gateway is the enforcement point: an http.Handler that decides and
@@ -80,12 +89,14 @@ type Options struct {
 type Gateway struct {
 	cfg     Config
 	views   func() engine.View
+	await   func(ctx context.Context, c engine.Consistency) error
 	auth    Authenticator
 	router  Router
 	log     *slog.Logger
 	now     func() time.Time
 	rec     Recorder
 	enrich  EnrichFunc
+	obs     ObserveFunc // Options.Observe; nil when unset
 	proxies proxySet
 	geo     *geoDB
 	buffers *bufferPool
@@ -132,12 +143,14 @@ func New(opts Options) (*Gateway, error) {
 	g := &Gateway{
 		cfg:       cfg,
 		views:     opts.Views,
+		await:     opts.Await,
 		auth:      opts.Auth,
 		router:    opts.Router,
 		log:       opts.Log,
 		now:       opts.Now,
 		rec:       opts.Recorder,
 		enrich:    opts.Enrich,
+		obs:       opts.Observe,
 		buffers:   newBufferPool(),
 		facts:     newFactCache(factCacheSize),
 		upstreams: make(map[string]*upstream, len(cfg.Upstreams)),
@@ -288,17 +301,18 @@ func bearer(r *http.Request) (token string, present, malformed bool) {
 
 // decided is the result of the common decision flow.
 type decided struct {
-	call    *call
-	req     decision.Request
-	res     decision.Result
-	verdict verdict
+	call      *call
+	req       decision.Request
+	res       decision.Result
+	verdict   verdict
+	policySeq uint64 // the policy sequence the view reflected
 }
 
 // authorize runs route matching, token verification and the decision for
 // one request (proxied or forward-auth). It writes the answer itself and
 // returns nil when the request is refused before or by the decision.
 func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, in inbound, method, path, surface string) *decided {
-	log := g.log.With("request_id", in.rid)
+	log := g.requestLog(in.rid, "")
 	if g.stopping.Load() {
 		w.Header().Set("Connection", "close")
 		writeProblem(w, http.StatusServiceUnavailable, detailShuttingDown, in.rid, nil)
@@ -347,6 +361,9 @@ func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, in inbound, 
 		tok, err = g.auth.Verify(r.Context(), raw)
 		if err != nil || tok == nil {
 			g.refuseToken(w, log, in.rid, err)
+			if g.obs != nil {
+				g.observeRefused(r, in, surface, string(m.Action.ID), err)
+			}
 			return nil
 		}
 	}
@@ -363,25 +380,67 @@ func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, in inbound, 
 		token:    tok,
 		match:    m,
 	}
-	view := g.views()
-	if !view.Ready() {
-		log.Warn("request refused", "outcome", OutcomeUnavailable, "reason", "no active policy set")
-		w.Header().Set("Retry-After", "5")
-		writeProblem(w, http.StatusServiceUnavailable, detailNoPolicy, in.rid, nil)
+	view, ok := g.pinView(w, r, log, in.rid)
+	if !ok {
 		return nil
 	}
 	start := time.Now()
-	req := buildRequest(view, c, g.now(), g.enrich, g.facts)
+	now := g.now()
+	req := buildRequest(view, c, now, g.enrich, g.facts)
 	res := g.decide(view, req)
 	v := g.judge(res, tok)
 	g.record(surface, v.status == 0, time.Since(start))
-	d := &decided{call: c, req: req, res: res, verdict: v}
+	if g.obs != nil {
+		g.observe(r, c, surface, v.outcome, now)
+	}
+	d := &decided{call: c, req: req, res: res, verdict: v, policySeq: view.PolicySeq}
 	g.logDecision(log, d, surface)
 	if v.status != 0 {
 		writeVerdict(w, v, in.rid)
 		return nil
 	}
 	return d
+}
+
+// pinView pins the view a request is decided with. It honours the
+// read-your-writes headers and refuses (503) to decide without an active
+// policy set, below a requested sequence, or on a replica that cannot prove
+// it is fresh. It writes the refusal itself and reports false then.
+func (g *Gateway) pinView(w http.ResponseWriter, r *http.Request, log *slog.Logger, rid string) (engine.View, bool) {
+	want, err := engine.ConsistencyFrom(r.Header)
+	if err != nil {
+		log.Info("request rejected", "outcome", OutcomeBadRequest, "reason", err.Error())
+		writeProblem(w, http.StatusBadRequest, "The "+engine.HeaderMinSeq+" or "+engine.HeaderMinPolicySeq+" header is not a sequence number.", rid, nil)
+		return engine.View{}, false
+	}
+	if !want.IsZero() && g.await != nil {
+		if err := g.await(r.Context(), want); err != nil {
+			log.Warn("request refused", "outcome", OutcomeUnavailable, "reason", err.Error())
+			w.Header().Set("Retry-After", "1")
+			writeProblem(w, http.StatusServiceUnavailable, detailBehind, rid, nil)
+			return engine.View{}, false
+		}
+	}
+	view := g.views()
+	switch {
+	case !view.Ready():
+		log.Warn("request refused", "outcome", OutcomeUnavailable, "reason", "no active policy set")
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, http.StatusServiceUnavailable, detailNoPolicy, rid, nil)
+		return engine.View{}, false
+	case !view.Reflects(want):
+		log.Warn("request refused", "outcome", OutcomeUnavailable, "reason", "below the requested sequence",
+			"state_seq", view.StateSeq(), "policy_seq", view.PolicySeq, "min_seq", want.StateSeq, "min_policy_seq", want.PolicySeq)
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, detailBehind, rid, nil)
+		return engine.View{}, false
+	case view.Stale != nil:
+		log.Warn("request refused", "outcome", OutcomeUnavailable, "reason", view.Stale.Error())
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, detailStale, rid, nil)
+		return engine.View{}, false
+	}
+	return view, true
 }
 
 // refuseToken answers a request whose token failed verification.
@@ -431,6 +490,8 @@ func (g *Gateway) logDecision(log *slog.Logger, d *decided, surface string) {
 		"resource", d.req.Resource.String(),
 		"policies", d.res.Reasons(),
 		"policy_version", d.res.PolicyVersion,
+		"policy_seq", d.policySeq,
+		"state_seq", d.res.StateSeq,
 		"ip", d.call.ip,
 	}
 	if d.res.Guard != "" {

@@ -8,12 +8,24 @@ import (
 )
 
 // Geo is where a client address is located. Empty fields are unknown.
+// Only Country and City reach policies (context.geo); the coordinates feed
+// Options.Observe (impossible-travel detection).
 type Geo struct {
 	// Country is the ISO 3166-1 alpha-2 code ("DE").
 	Country string
 	// City is the English city name ("Berlin").
 	City string
+	// Latitude and Longitude locate the address in degrees (WGS 84); both
+	// are zero when the database has no location (see Located).
+	Latitude, Longitude float64
+	// AccuracyRadius is the database's uncertainty around the location, in
+	// kilometres (0 when unknown).
+	AccuracyRadius uint16
 }
+
+// Located reports whether g carries coordinates. A record exactly at 0°N
+// 0°E (in the Gulf of Guinea) counts as unlocated.
+func (g Geo) Located() bool { return g.Latitude != 0 || g.Longitude != 0 }
 
 // geoDB resolves addresses with a MaxMind DB in the GeoIP2/GeoLite2 City
 // or Country layout.
@@ -31,6 +43,11 @@ type mmdbRecord struct {
 			En string `maxminddb:"en"`
 		} `maxminddb:"names"`
 	} `maxminddb:"city"`
+	Location struct {
+		Latitude       float64 `maxminddb:"latitude"`
+		Longitude      float64 `maxminddb:"longitude"`
+		AccuracyRadius uint16  `maxminddb:"accuracy_radius"`
+	} `maxminddb:"location"`
 }
 
 func openGeo(path string) (*geoDB, error) {
@@ -51,7 +68,11 @@ func (g *geoDB) lookup(a netip.Addr) Geo {
 	if err := g.r.Lookup(a.Unmap()).Decode(&rec); err != nil {
 		return Geo{}
 	}
-	return Geo{Country: clip(rec.Country.ISOCode, 8), City: clip(rec.City.Names.En, 128)}
+	geo := Geo{Country: clip(rec.Country.ISOCode, 8), City: clip(rec.City.Names.En, 128)}
+	if loc := rec.Location; validCoordinates(loc.Latitude, loc.Longitude) {
+		geo.Latitude, geo.Longitude, geo.AccuracyRadius = loc.Latitude, loc.Longitude, loc.AccuracyRadius
+	}
+	return geo
 }
 
 func (g *geoDB) close() error {
@@ -59,6 +80,12 @@ func (g *geoDB) close() error {
 		return nil
 	}
 	return g.r.Close()
+}
+
+// validCoordinates rejects out-of-range (or NaN) coordinates from a
+// database file.
+func validCoordinates(lat, lon float64) bool {
+	return lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180
 }
 
 // clip bounds a string taken from a database file.

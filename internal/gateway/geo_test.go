@@ -13,7 +13,8 @@ import (
 
 // writeTestGeoDB builds a small GeoIP2-City-shaped database: 81.2.69.0/24
 // is London, GB; 2001:db8::/32 (documentation prefix, inserted as a
-// reserved network) is Berlin, DE.
+// reserved network) is Berlin, DE, with coordinates; 203.0.113.0/24 has a
+// location out of range.
 func writeTestGeoDB(t testing.TB) string {
 	t.Helper()
 	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoIP2-City", IncludeReservedNetworks: true, RecordSize: 24})
@@ -26,9 +27,17 @@ func writeTestGeoDB(t testing.TB) string {
 			"city":    mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(name)}},
 		}
 	}
+	located := func(rec mmdbtype.Map, lat, lon float64, radius uint16) mmdbtype.Map {
+		rec["location"] = mmdbtype.Map{
+			"latitude": mmdbtype.Float64(lat), "longitude": mmdbtype.Float64(lon),
+			"accuracy_radius": mmdbtype.Uint16(radius),
+		}
+		return rec
+	}
 	for cidr, rec := range map[string]mmdbtype.Map{
-		"81.2.69.0/24":    city("GB", "London"),
-		"2001:db8::/32":   city("DE", "Berlin"),
+		"81.2.69.0/24":    located(city("GB", "London"), 51.5142, -0.0931, 10),
+		"2001:db8::/32":   located(city("DE", "Berlin"), 52.52, 13.405, 20),
+		"203.0.113.0/24":  located(city("NL", "Nowhere"), 91, 200, 5),
 		"192.0.2.0/24":    {"country": mmdbtype.Map{"iso_code": mmdbtype.String("FR")}},
 		"198.51.100.0/24": {"country": mmdbtype.String("not a record")},
 	} {
@@ -60,22 +69,28 @@ func TestGeoLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.close()
+	london := Geo{Country: "GB", City: "London", Latitude: 51.5142, Longitude: -0.0931, AccuracyRadius: 10}
 	tests := []struct {
 		name string
 		addr string
 		want Geo
 	}{
-		{name: "an IPv4 address resolves to country and city", addr: "81.2.69.142", want: Geo{Country: "GB", City: "London"}},
-		{name: "an IPv4-mapped IPv6 address resolves like IPv4", addr: "::ffff:81.2.69.142", want: Geo{Country: "GB", City: "London"}},
-		{name: "an IPv6 address resolves", addr: "2001:db8::1", want: Geo{Country: "DE", City: "Berlin"}},
+		{name: "an IPv4 address resolves to country, city and location", addr: "81.2.69.142", want: london},
+		{name: "an IPv4-mapped IPv6 address resolves like IPv4", addr: "::ffff:81.2.69.142", want: london},
+		{name: "an IPv6 address resolves", addr: "2001:db8::1", want: Geo{Country: "DE", City: "Berlin", Latitude: 52.52, Longitude: 13.405, AccuracyRadius: 20}},
+		{name: "a location out of range is dropped", addr: "203.0.113.9", want: Geo{Country: "NL", City: "Nowhere"}},
 		{name: "a record without a city has only a country", addr: "192.0.2.1", want: Geo{Country: "FR"}},
 		{name: "a record of the wrong shape is unknown", addr: "198.51.100.1", want: Geo{}},
 		{name: "an address not in the database is unknown", addr: "8.8.8.8", want: Geo{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := db.lookup(netip.MustParseAddr(tt.addr)); got != tt.want {
+			got := db.lookup(netip.MustParseAddr(tt.addr))
+			if got != tt.want {
 				t.Errorf("lookup(%s) = %+v, want %+v", tt.addr, got, tt.want)
+			}
+			if got.Located() != (tt.want.Latitude != 0) {
+				t.Errorf("lookup(%s).Located() = %v", tt.addr, got.Located())
 			}
 		})
 	}

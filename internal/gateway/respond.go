@@ -59,6 +59,8 @@ const (
 	detailRevoked       = "The access token is no longer accepted; obtain a new one."
 	detailStepUp        = "This resource requires a stronger or more recent authentication."
 	detailNoPolicy      = "No authorization policy is active yet; try again shortly."
+	detailStale         = "This instance cannot confirm that its authorization state is current; retry on another instance or shortly."
+	detailBehind        = "This instance has not yet received the change this request waits for (X-Vigil-Min-Seq or X-Vigil-Min-Policy-Seq); retry shortly."
 	detailTokenCheck    = "The access token could not be verified at this time; try again shortly."
 	detailUpstreamDown  = "The upstream service is unavailable."
 	detailUpstreamSlow  = "The upstream service did not answer in time."

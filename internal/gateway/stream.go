@@ -237,12 +237,15 @@ func (g *Gateway) reevaluateOnce() {
 func (g *Gateway) recheck(v engine.View, now time.Time, s *stream) bool {
 	start := time.Now()
 	allow := false
-	if v.Ready() {
+	// A replica that cannot prove it is fresh fails closed for open
+	// streams too.
+	if v.Ready() && v.Stale == nil {
 		req := buildRequest(v, s.call, now, g.enrich, g.facts)
 		res := g.decide(v, req)
 		allow = res.Allow && res.Guard == ""
 		if !allow {
-			g.logDecision(g.log.With("request_id", s.call.id), &decided{call: s.call, req: req, res: res, verdict: g.judge(res, s.call.token)}, SurfaceStream)
+			g.logDecision(g.requestLog(s.call.id, ""), &decided{call: s.call, req: req, res: res,
+				verdict: g.judge(res, s.call.token), policySeq: v.PolicySeq}, SurfaceStream)
 		}
 	}
 	g.record(SurfaceStream, allow, time.Since(start))

@@ -229,8 +229,8 @@ func (v *Verifier) Ready() error {
 // Forget drops a token, identified by Token.RawHash, from the verified-token
 // and introspection caches.
 func (v *Verifier) Forget(rawHash [32]byte) {
-	v.cache.remove(rawHash)
-	v.icache.remove(rawHash)
+	v.cache.forget(rawHash)
+	v.icache.forget(rawHash)
 }
 
 // PurgeIntrospectionCache drops every cached introspection result, so the
@@ -247,8 +247,9 @@ func (v *Verifier) PurgeIntrospectionCache() {
 // the key set of the issuer named by its unverified "iss" (used only to
 // choose the keys), then its signature, algorithm, type and claims are
 // checked. Any other token is opaque and is introspected when an issuer is
-// configured for that. Verified tokens are cached by SHA-256 of the raw
-// token until they expire; introspection results for at most cache_ttl.
+// configured for that. Verified tokens are cached until they expire,
+// introspection results for at most cache_ttl. A cache hit costs a keyed
+// maphash and a comparison with the cached token; it allocates nothing.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	tok, e := v.verify(ctx, raw)
 	if e != nil {
@@ -264,17 +265,19 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Token, *Error) {
 	if len(raw) > v.maxBytes {
 		return nil, invalid(DescTooLarge, fmt.Sprintf("token of %d bytes exceeds the %d-byte limit", len(raw), v.maxBytes))
 	}
+	now := v.now()
+	// A hit is the very token verified before (the cache compares it), so
+	// it passed every check below then.
+	if c, ok := v.cache.get(raw, now); ok {
+		if c.keys == nil || c.keys.has(c.thumb) {
+			return c.tok, nil
+		}
+		v.cache.remove(raw)
+	}
 	if i := invalidTokenChar(raw); i >= 0 {
 		return nil, invalid(DescMalformed, fmt.Sprintf("byte %d is not a valid token character", i))
 	}
 	hash := sha256.Sum256([]byte(raw))
-	now := v.now()
-	if c, ok := v.cache.get(hash, now); ok {
-		if c.keys == nil || c.keys.has(c.thumb) {
-			return c.tok, nil
-		}
-		v.cache.remove(hash)
-	}
 	switch strings.Count(raw, ".") {
 	case 2:
 		return v.verifyJWT(ctx, raw, hash, now)
@@ -382,7 +385,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string, hash [32]byte, now
 	}
 	ck.tok = tok
 	if now.Before(tok.Expiry) {
-		v.cache.add(hash, ck, tok.Expiry)
+		v.cache.add(raw, hash, ck, tok.Expiry)
 	}
 	return tok, nil
 }
@@ -500,7 +503,7 @@ func (v *Verifier) verifyOpaque(ctx context.Context, raw string, hash [32]byte, 
 	if len(raw) > v.introspect.maxBytes {
 		return nil, invalid(DescTooLarge, fmt.Sprintf("opaque token of %d bytes exceeds issuer %q's %d-byte limit", len(raw), v.introspect.name, v.introspect.maxBytes))
 	}
-	if tok, ok := v.icache.get(hash, now); ok {
+	if tok, ok := v.icache.get(raw, now); ok {
 		return tok, nil
 	}
 	f := &v.opaque
@@ -509,7 +512,7 @@ func (v *Verifier) verifyOpaque(ctx context.Context, raw string, hash [32]byte, 
 	if !ok {
 		// A call that finished since the lookup above has filled the cache
 		// before leaving f.calls, so look again under the lock.
-		if tok, ok := v.icache.get(hash, now); ok {
+		if tok, ok := v.icache.get(raw, now); ok {
 			f.mu.Unlock()
 			return tok, nil
 		}
@@ -560,7 +563,7 @@ func (v *Verifier) introspectToken(ctx context.Context, raw string, hash [32]byt
 		expires = tok.Expiry
 	}
 	if now.Before(expires) {
-		v.icache.add(hash, tok, expires)
+		v.icache.add(raw, hash, tok, expires)
 	}
 	return tok, nil
 }

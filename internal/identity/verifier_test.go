@@ -592,7 +592,6 @@ func TestVerifyCachesVerifiedTokensUntilExpiry(t *testing.T) {
 	v := newTestVerifier(t, clk, ti.config())
 	v.Start(context.Background())
 	raw := signToken(t, k, ti.claimsAt(t0, map[string]any{"exp": t0.Add(time.Minute).Unix()}), nil)
-	hash := sha256.Sum256([]byte(raw))
 
 	t.Run("a second verification returns the cached token", func(t *testing.T) {
 		first := mustVerify(t, v, raw)
@@ -603,7 +602,7 @@ func TestVerifyCachesVerifiedTokensUntilExpiry(t *testing.T) {
 	})
 	t.Run("the cache entry does not outlive exp", func(t *testing.T) {
 		clk.Advance(time.Minute)
-		if _, ok := v.cache.get(hash, clk.Now()); ok {
+		if _, ok := v.cache.get(raw, clk.Now()); ok {
 			t.Fatal("cache entry still present at exp")
 		}
 		// Within the leeway the token still verifies, but is not cached.
@@ -619,9 +618,15 @@ func TestVerifyCachesVerifiedTokensUntilExpiry(t *testing.T) {
 	t.Run("Forget drops a cached token", func(t *testing.T) {
 		raw := signToken(t, k, ti.claimsAt(clk.Now(), nil), nil)
 		tok := mustVerify(t, v, raw)
+		if tok.RawHash != sha256.Sum256([]byte(raw)) {
+			t.Fatal("RawHash is not the SHA-256 of the token")
+		}
 		v.Forget(tok.RawHash)
-		if _, ok := v.cache.get(tok.RawHash, clk.Now()); ok {
+		if _, ok := v.cache.get(raw, clk.Now()); ok {
 			t.Error("token still cached after Forget")
+		}
+		if again := mustVerify(t, v, raw); again == tok {
+			t.Error("Verify after Forget returned the forgotten *Token; want a fresh verification")
 		}
 	})
 }

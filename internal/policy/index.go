@@ -3,7 +3,8 @@ package policy
 import (
 	"iter"
 	"slices"
-	"strings"
+	"sort"
+	"sync/atomic"
 
 	cedar "github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -17,6 +18,13 @@ import (
 // Authorize only the matching ones yields the same decision, reasons and
 // errors at a cost that grows with the matching policies, not the set.
 //
+// Select checks every scope of the policies it returns exactly as Cedar
+// would, against the same entities. Those scopes are therefore known to hold,
+// and a Selection hands Authorize each policy with its scope removed (the
+// same effect, conditions, annotations and position): Cedar then evaluates
+// only the conditions instead of walking the entity hierarchy again for
+// every `in`.
+//
 // An Index is immutable once built and safe for concurrent use.
 type Index struct {
 	entries []indexEntry // in a stable order (policy ID)
@@ -24,10 +32,31 @@ type Index struct {
 }
 
 type indexEntry struct {
-	id          cedar.PolicyID
-	policy      *cedar.Policy
+	id     cedar.PolicyID
+	policy *cedar.Policy
+	// unscoped is policy without its scope, for requests whose scope
+	// Select has checked (policy itself when its scope is empty). It is
+	// compiled when a request first selects the policy, so that policies
+	// never selected, and the indexes of old versions kept for rollback,
+	// cost no second copy.
+	unscoped    atomic.Pointer[cedar.Policy]
 	scopes      [3]scope
 	annotations map[string]string // nil when the policy has none
+}
+
+// unscopedPolicy returns e.unscoped, compiling it on first use. Concurrent
+// first uses may each compile it; they produce equal policies and one wins.
+func (e *indexEntry) unscopedPolicy() *cedar.Policy {
+	if p := e.unscoped.Load(); p != nil {
+		return p
+	}
+	u := *e.policy.AST()
+	u.Principal, u.Action, u.Resource = ast.ScopeTypeAll{}, ast.ScopeTypeAll{}, ast.ScopeTypeAll{}
+	p := cedar.NewPolicyFromAST(&u)
+	if e.unscoped.CompareAndSwap(nil, p) {
+		return p
+	}
+	return e.unscoped.Load()
 }
 
 const (
@@ -79,7 +108,8 @@ func NewIndex(policies map[cedar.PolicyID]*cedar.Policy) *Index {
 	for i, id := range ids {
 		p := policies[id]
 		a := p.AST()
-		e := indexEntry{id: id, policy: p}
+		e := &ix.entries[i]
+		e.id, e.policy = id, p
 		if len(a.Annotations) > 0 {
 			e.annotations = make(map[string]string, len(a.Annotations))
 			for _, an := range a.Annotations {
@@ -89,7 +119,9 @@ func NewIndex(policies map[cedar.PolicyID]*cedar.Policy) *Index {
 		e.scopes[dimPrincipal] = toScope(a.Principal)
 		e.scopes[dimAction] = toScope(a.Action)
 		e.scopes[dimResource] = toScope(a.Resource)
-		ix.entries[i] = e
+		if e.scopes[dimPrincipal].kind == scopeAll && e.scopes[dimAction].kind == scopeAll && e.scopes[dimResource].kind == scopeAll {
+			e.unscoped.Store(p)
+		}
 		for d, s := range e.scopes {
 			ix.dims[d].add(int32(i), s)
 		}
@@ -149,8 +181,8 @@ func (ix *Index) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 		if ix == nil {
 			return
 		}
-		for _, e := range ix.entries {
-			if !yield(e.id, e.policy) {
+		for i := range ix.entries {
+			if e := &ix.entries[i]; !yield(e.id, e.policy) {
 				return
 			}
 		}
@@ -286,12 +318,14 @@ type Selection struct {
 	pos []int32
 }
 
-// All iterates over the selected policies in ID order.
+// All iterates over the selected policies in ID order. The policies come
+// without their scopes, which Select has already checked: evaluated for the
+// request they were selected for, they decide exactly as the originals.
 func (s Selection) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
 		for _, i := range s.pos {
 			e := &s.ix.entries[i]
-			if !yield(e.id, e.policy) {
+			if !yield(e.id, e.unscopedPolicy()) {
 				return
 			}
 		}
@@ -359,8 +393,8 @@ func (ix *Index) find(id cedar.PolicyID) *indexEntry {
 	if ix == nil {
 		return nil
 	}
-	i, ok := slices.BinarySearchFunc(ix.entries, id, func(e indexEntry, id cedar.PolicyID) int { return strings.Compare(string(e.id), string(id)) })
-	if !ok {
+	i := sort.Search(len(ix.entries), func(i int) bool { return ix.entries[i].id >= id })
+	if i == len(ix.entries) || ix.entries[i].id != id {
 		return nil
 	}
 	return &ix.entries[i]

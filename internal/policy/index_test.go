@@ -237,3 +237,63 @@ func TestSelectAllocations(t *testing.T) {
 		t.Errorf("Select allocates %v times per call, want at most 1", allocs)
 	}
 }
+
+// A Selection hands Cedar the selected policies without their scopes (which
+// Select has checked) and otherwise unchanged; the unscoped copy is made
+// once, however many requests select the policy at the same time.
+func TestSelectionYieldsPoliciesWithoutTheirScopes(t *testing.T) {
+	ix := indexOf(t, map[string]string{
+		"scoped":   "@acr_values(\"mfa\")\nforbid(principal in Group::\"staff\", action == Action::\"read\", resource is Doc) when { context.x } unless { context.y };",
+		"unscoped": `permit(principal, action, resource) when { context.z };`,
+	})
+	ents := store(entity(uid("User", "alice"), uid("Group", "staff")))
+	sel := func() map[cedar.PolicyID]*cedar.Policy {
+		out := map[cedar.PolicyID]*cedar.Policy{}
+		for id, p := range ix.Select(ents, uid("User", "alice"), uid("Action", "read"), uid("Doc", "d")).All() {
+			out[id] = p
+		}
+		return out
+	}
+	got := sel()
+	if len(got) != 2 {
+		t.Fatalf("selected %v, want both policies", got)
+	}
+	for id, p := range got {
+		orig := ix.Get(id)
+		a, o := p.AST(), orig.AST()
+		if string(p.MarshalCedar()) == string(orig.MarshalCedar()) != (id == "unscoped") {
+			t.Errorf("%s: yielded\n%s\nfor\n%s", id, p.MarshalCedar(), orig.MarshalCedar())
+		}
+		if a.Effect != o.Effect || a.Position != o.Position || len(a.Conditions) != len(o.Conditions) || len(a.Annotations) != len(o.Annotations) {
+			t.Errorf("%s: effect, position, conditions or annotations changed:\n%s\nfor\n%s", id, p.MarshalCedar(), orig.MarshalCedar())
+		}
+		want := "permit ( principal, action, resource )"
+		if id == "scoped" {
+			want = "forbid ( principal, action, resource )"
+		}
+		if !strings.Contains(string(p.MarshalCedar()), want) {
+			t.Errorf("%s: yielded\n%s\nwant the scope %q", id, p.MarshalCedar(), want)
+		}
+	}
+	if ix.Get("unscoped") != got["unscoped"] {
+		t.Error("a policy without a scope was copied")
+	}
+
+	t.Run("concurrent selections share one unscoped copy", func(t *testing.T) {
+		ix := indexOf(t, map[string]string{"p": `permit(principal in Group::"staff", action, resource);`})
+		results := make(chan *cedar.Policy, 16)
+		for range cap(results) {
+			go func() {
+				for _, p := range ix.Select(ents, uid("User", "alice"), uid("Action", "read"), uid("Doc", "d")).All() {
+					results <- p
+				}
+			}()
+		}
+		first := <-results
+		for range cap(results) - 1 {
+			if p := <-results; p != first {
+				t.Fatal("two unscoped copies of one policy")
+			}
+		}
+	})
+}

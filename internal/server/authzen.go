@@ -16,6 +16,7 @@ func (s *Server) setupAuthZEN() error {
 	}
 	h := authzen.New(authzen.Options{
 		Views:          s.engine.View,
+		Await:          s.engine.Await,
 		Issuer:         c.Issuer,
 		Limits:         c.Limits,
 		Recorder:       s.metrics,

@@ -32,11 +32,13 @@ func (s *Server) setupGateway(ctx context.Context) error {
 	g, err := gateway.New(gateway.Options{
 		Config:   s.cfg.Gateway,
 		Views:    s.engine.View,
+		Await:    s.engine.Await,
 		Auth:     verifier,
 		Router:   table,
 		Log:      log,
 		Recorder: s.metrics,
 		Enrich:   s.enrich,
+		Observe:  riskObserver(s.risk),
 	})
 	if err != nil {
 		return err

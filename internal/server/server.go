@@ -33,6 +33,8 @@ import (
 	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/metrics"
 	"github.com/vigil-authz/vigil/internal/policy"
+	"github.com/vigil-authz/vigil/internal/replica"
+	"github.com/vigil-authz/vigil/internal/risk"
 	"github.com/vigil-authz/vigil/internal/signal"
 	"github.com/vigil-authz/vigil/internal/state"
 )
@@ -47,6 +49,9 @@ type Server struct {
 	watcher *policy.Watcher
 
 	state    *state.Store
+	replica  *replica.Replica
+	risk     *risk.Engine
+	dirs     *dirPublisher
 	receiver *signal.Receiver
 	gateway  *gateway.Gateway
 	verifier *identity.Verifier
@@ -95,16 +100,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir %q: %w", cfg.DataDir, err)
 	}
-	s.store = policy.NewStore(policy.StoreOptions{
-		History:     cfg.Policies.History,
-		PersistPath: filepath.Join(cfg.DataDir, "policy", "active.json"),
-	})
+	// The replicated policy log is what survives a restart (see
+	// cluster.go); the store keeps no file of its own.
+	s.store = policy.NewStore(policy.StoreOptions{History: cfg.Policies.History})
 	s.store.Subscribe(func(v *policy.Version) { s.metrics.PolicyActivated(v.ID, v.Policies) })
 	if err := s.setupState(context.Background()); err != nil {
 		return nil, err
 	}
 	s.engine = engine.New(s.store, s.state)
 	s.enrich = enrichFromState
+	if err := s.setupCluster(context.Background()); err != nil {
+		s.state.Close()
+		return nil, err
+	}
 
 	if err := s.loadInitialPolicies(); err != nil {
 		return nil, err
@@ -127,12 +135,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		OnActivate: func(source string, v *policy.Version, changed bool, err error) {
 			s.recordReload(source, changed, err)
 		},
+		Activator: s.replica,
 	})
 	s.admin.MountSignals(s.state)
 	adminKeys := apiauth.NewKeys(append(append([]string{}, cfg.Admin.Keys...), s.AdminToken)...)
 	s.adminMux.Handle("/admin/", apiauth.Require(adminKeys, "vigil-admin", false, s.admin))
 
 	if err := s.setupAuthZEN(); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.risk, err = s.setupRisk(); err != nil {
 		return nil, err
 	}
 	if err := s.setupGateway(context.Background()); err != nil {
@@ -163,39 +176,6 @@ func (s *Server) recordReload(source string, changed bool, err error) {
 	default:
 		s.metrics.Reload(kind, "unchanged")
 	}
-}
-
-// loadInitialPolicies activates the policy directory, or, without one, the
-// version saved by the last run (a push survives a restart).
-func (s *Server) loadInitialPolicies() error {
-	dir := s.cfg.Policies.Dir
-	if dir == "" {
-		b, source, err := policy.LoadPersisted(filepath.Join(s.cfg.DataDir, "policy", "active.json"))
-		if errors.Is(err, os.ErrNotExist) {
-			s.log.Warn("no policy directory configured and no saved policy set; not ready until one is pushed (POST /admin/v1/policies)")
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		v, _, err := s.store.Apply(b, source)
-		if err != nil {
-			s.log.Error("saved policy set no longer compiles; not ready until one is pushed", "err", err)
-			return nil
-		}
-		s.log.Info("restored saved policy version", "version", v.ID, "source", source)
-		return nil
-	}
-	s.watcher = &policy.Watcher{
-		Dir: dir, Store: s.store, Log: s.log.With("component", "policy"),
-		Debounce: s.cfg.Policies.Debounce, Poll: s.cfg.Policies.PollInterval,
-		OnReload: func(v *policy.Version, changed bool, err error) { s.recordReload("dir:", changed, err) },
-	}
-	if _, _, err := s.watcher.Reload(); err != nil {
-		// Not fatal: keep serving (not ready) and pick up a fixed directory.
-		s.log.Error("policy directory has errors; not ready until they are fixed", "dir", dir, "err", err)
-	}
-	return nil
 }
 
 func (s *Server) setupAdminAuth() error {
@@ -255,18 +235,6 @@ func (s *Server) Ready() error {
 		}
 	}
 	return nil
-}
-
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	if err := s.Ready(); err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "{\"status\":\"not ready\",\"reason\":%q}\n", err.Error())
-		return
-	}
-	v := s.store.Active()
-	_, _ = fmt.Fprintf(w, "{\"status\":\"ready\",\"policy_version\":%q}\n", v.ID)
 }
 
 // ListenerAddr returns the bound address of an extra listener ("gateway")

@@ -14,7 +14,7 @@ import (
 // setupState opens the signal journal and starts materialising live state.
 // The server is not ready until the journal has been replayed.
 func (s *Server) setupState(ctx context.Context) error {
-	st, err := state.Open(ctx, s.cfg.EffectiveState(), s.log.With("component", "state"))
+	st, err := openState(ctx, s.cfg.EffectiveState(), s.log.With("component", "state"))
 	if err != nil {
 		return fmt.Errorf("open live state: %w", err)
 	}

@@ -148,7 +148,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) 
 		s.shutdownNATS()
 		return nil, fmt.Errorf("follow stream %s: %w", StreamName, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		s.shutdownNATS()
 		return nil, fmt.Errorf("follow stream %s: %w", StreamName, err)
