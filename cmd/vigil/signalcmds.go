@@ -349,7 +349,7 @@ func newStateCmd() *cobra.Command {
 	var q struct{ issuer, email, session, device, jti, iat string }
 	show := &cobra.Command{
 		Use:   "show [SUBJECT]",
-		Short: "Show the live facts (revocation, account, device, assurance, risk) for a subject",
+		Short: "Show the live facts (revocation, account, device, assurance, risk) and the risk engine's contributions for a subject",
 		Long: `Show what live state says about a subject (token sub), and what the guards decide
 for a token issued at --iat (default: a token of unknown age).
 
@@ -374,6 +374,20 @@ for a token issued at --iat (default: a token of unknown age).
 			var out map[string]any
 			if err := cl.do("GET", "/admin/v1/state?"+v.Encode(), nil, &out); err != nil {
 				return err
+			}
+			// The risk engine (when the gateway runs it) explains the score:
+			// each detector's contribution and reason.
+			if v.Get("sub") != "" || v.Get("sid") != "" {
+				rq := url.Values{}
+				for _, k := range []string{"sub", "iss", "sid"} {
+					if v.Get(k) != "" {
+						rq.Set(k, v.Get(k))
+					}
+				}
+				var riskOut map[string]any
+				if err := cl.do("GET", "/admin/v1/risk?"+rq.Encode(), nil, &riskOut); err == nil {
+					out["risk_engine"] = riskOut
+				}
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
