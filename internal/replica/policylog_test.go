@@ -170,7 +170,6 @@ func TestLargeBundles(t *testing.T) {
 	}
 }
 
-
 // TestUnappliableActivation checks that a replica that cannot apply an
 // activation the cluster recorded stays behind and fails closed, and
 // recovers with the next good activation.

@@ -166,6 +166,24 @@ func (r *Replica) WaitReplayed(ctx context.Context) error {
 	}
 }
 
+// WaitFresh blocks until the replica has proven it is fresh (see Stale) or
+// ctx is done, and returns the last Stale error then.
+func (r *Replica) WaitFresh(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := r.Stale()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-t.C:
+		}
+	}
+}
+
 // Ready reports nil once the policy log is replayed and the replica has
 // proven it is fresh; a restarted replica catches up before it is ready.
 func (r *Replica) Ready() error {
@@ -375,6 +393,10 @@ func (r *Replica) Activate(ctx context.Context, b policy.Bundle, source string) 
 	}
 	if _, err := policy.Compile(b); err != nil {
 		r.policies.Reject(source, err)
+		var ce *policy.CompileError
+		if !errors.As(err, &ce) {
+			err = &policy.CompileError{Problems: []policy.Problem{{Message: err.Error()}}}
+		}
 		return nil, false, 0, err
 	}
 	return r.publish(ctx, id, b, source)

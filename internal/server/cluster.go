@@ -25,6 +25,9 @@ const (
 	joinTimeout = time.Minute
 	// publishTimeout bounds publishing one policy directory change.
 	publishTimeout = 30 * time.Second
+	// freshAtStart bounds how long New waits for the first proof of
+	// freshness.
+	freshAtStart = 10 * time.Second
 )
 
 // openState opens the live state. Against an external cluster it retries
@@ -115,6 +118,15 @@ func (s *Server) loadInitialPolicies() error {
 	if err := s.replica.WaitReplayed(ctx); err != nil {
 		return err
 	}
+	// Usually immediate; a replica still replaying a long journal, or cut
+	// off, starts anyway and becomes ready once it has caught up.
+	defer func() {
+		fctx, fcancel := context.WithTimeout(context.Background(), freshAtStart)
+		defer fcancel()
+		if err := s.replica.WaitFresh(fctx); err != nil {
+			s.log.Warn("not yet caught up with the cluster; not ready until then", "err", err)
+		}
+	}()
 	if v := s.store.Active(); v != nil {
 		s.log.Info("policy version from the policy log", "version", v.ID, "source", v.Source, "policy_seq", s.replica.PolicySeq())
 	}

@@ -2,12 +2,14 @@
 // them from the configuration, serves the main and admin listeners and
 // shuts down in a documented order.
 //
-// Lifecycle: New constructs everything without serving (a broken policy
-// directory is reported, not fatal: the process serves but /readyz says
-// not ready until a valid set is active). Run serves until its context is
-// cancelled, then shuts down: stop being ready → drain the listeners
-// (bounded by server.shutdown_timeout) → stop the policy watcher → close
-// stores.
+// Lifecycle: New constructs everything without serving: it opens the
+// signal journal, joins the cluster (the replicated policy log, see
+// cluster.go; a single node is a cluster of one) and waits for the policy
+// log to be replayed (a broken policy directory is reported, not fatal: the
+// process serves but /readyz says not ready until a valid set is active).
+// Run serves until its context is cancelled, then shuts down: stop being
+// ready → drain the listeners (bounded by server.shutdown_timeout) → stop
+// the policy watcher → close stores (the replica, then the journal).
 package server
 
 import (
