@@ -51,7 +51,7 @@ func (w *Watcher) report(v *Version, changed bool, err error) {
 	case err != nil:
 		log.Error("policy reload rejected; the active version keeps serving", "dir", w.Dir, "err", err)
 	case changed:
-		log.Info("policy version activated", "dir", w.Dir, "version", v.ID, "policies", v.Policies, "entities", v.Entities)
+		log.Info("policy directory compiled", "dir", w.Dir, "version", v.ID, "policies", v.Policies, "entities", v.Entities)
 	}
 	if w.OnReload != nil {
 		w.OnReload(v, changed, err)
