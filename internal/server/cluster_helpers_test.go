@@ -106,6 +106,8 @@ func (c *vigilCluster) config(name, natsURL string, maxStaleness time.Duration) 
 	cfg.State.Replicas = 3
 	cfg.Cluster.Name = name
 	cfg.Cluster.MaxStaleness = maxStaleness
+	// Generous: the tests check that changes arrive, the benchmark how fast.
+	cfg.Cluster.MaxWait = 10 * time.Second
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		c.t.Fatal(err)
