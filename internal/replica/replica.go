@@ -114,7 +114,12 @@ func Open(ctx context.Context, o Options) (*Replica, error) {
 	}
 	replicas := max(o.Replicas, 1)
 	js := o.State.JetStream()
-	signals, err := js.Stream(ctx, state.StreamName)
+	// Short attempts, retried: right after a cluster starts or elects a
+	// new JetStream leader, a single API request can go unanswered until
+	// its deadline.
+	signals, err := ensure(ctx, log, state.StreamName, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.Stream(ctx, state.StreamName)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", state.StreamName, err)
 	}
