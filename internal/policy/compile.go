@@ -143,13 +143,17 @@ func newCompileError(probs []Problem) *CompileError {
 	return &CompileError{Problems: probs}
 }
 
-func (e *CompileError) Error() string {
-	if len(e.Problems) == 1 {
-		return e.Problems[0].String()
+func (e *CompileError) Error() string { return FormatProblems(e.Problems) }
+
+// FormatProblems renders problems as one message: the problem itself when
+// there is one, else a count followed by one indented line per problem.
+func FormatProblems(probs []Problem) string {
+	if len(probs) == 1 {
+		return probs[0].String()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d problems:", len(e.Problems))
-	for _, p := range e.Problems {
+	fmt.Fprintf(&b, "%d problems:", len(probs))
+	for _, p := range probs {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())
 	}

@@ -63,18 +63,7 @@ type LoadError struct {
 	Problems []policy.Problem
 }
 
-func (e *LoadError) Error() string {
-	if len(e.Problems) == 1 {
-		return e.Problems[0].String()
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d problems:", len(e.Problems))
-	for _, p := range e.Problems {
-		b.WriteString("\n  ")
-		b.WriteString(p.String())
-	}
-	return b.String()
-}
+func (e *LoadError) Error() string { return policy.FormatProblems(e.Problems) }
 
 // The YAML documents. Fields whose absence matters or whose values are
 // converted by hand are `any`; strict decoding still rejects unknown keys.
