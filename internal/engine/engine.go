@@ -203,8 +203,9 @@ func OverrideClaims(entities types.EntityMap, principal types.EntityUID, claims 
 	if attrs == nil {
 		attrs = types.RecordMap{}
 	}
+	budget := MaxClaimValues
 	for k, v := range claims {
-		if cv, ok := toCedar(v, 0); ok {
+		if cv, ok := ClaimValue(v, 0, &budget); ok {
 			attrs[types.String(k)] = cv
 		} else {
 			delete(attrs, types.String(k))
@@ -224,48 +225,4 @@ func unix(t time.Time) types.Long {
 		return 0
 	}
 	return types.Long(t.Unix())
-}
-
-// toCedar converts a JSON-decoded claim value; values Cedar cannot hold
-// (null, non-integral numbers out of decimal range, deep nesting) report
-// false.
-func toCedar(v any, depth int) (types.Value, bool) {
-	if depth > 8 {
-		return nil, false
-	}
-	switch v := v.(type) {
-	case string:
-		return types.String(v), true
-	case bool:
-		return types.Boolean(v), true
-	case float64:
-		if v == float64(int64(v)) {
-			return types.Long(int64(v)), true
-		}
-		if d, err := types.NewDecimalFromFloat(v); err == nil {
-			return d, true
-		}
-		return nil, false
-	case int:
-		return types.Long(v), true
-	case int64:
-		return types.Long(v), true
-	case []any:
-		vals := make([]types.Value, 0, len(v))
-		for _, e := range v {
-			if cv, ok := toCedar(e, depth+1); ok {
-				vals = append(vals, cv)
-			}
-		}
-		return types.NewSet(vals...), true
-	case map[string]any:
-		m := make(types.RecordMap, len(v))
-		for k, e := range v {
-			if cv, ok := toCedar(e, depth+1); ok {
-				m[types.String(k)] = cv
-			}
-		}
-		return types.NewRecord(m), true
-	}
-	return nil, false
 }

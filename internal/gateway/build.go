@@ -1,11 +1,8 @@
 package gateway
 
 import (
-	"encoding/json"
-	"math"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,8 +98,8 @@ type call struct {
 
 // Bounds on the conversion of token claims into Cedar attributes.
 const (
-	maxClaimDepth  = 8
-	maxClaimValues = 4096
+	maxClaimDepth  = engine.MaxClaimDepth
+	maxClaimValues = engine.MaxClaimValues
 )
 
 // buildRequest builds the decision request for c at time now, against the
@@ -192,7 +189,7 @@ func newTokenFacts(t *identity.Token) *tokenFacts {
 	budget := maxClaimValues
 	attrs := make(types.RecordMap, len(t.Claims))
 	for k, raw := range t.Claims {
-		if val, ok := cedarValue(raw, 0, &budget); ok {
+		if val, ok := engine.ClaimValue(raw, 0, &budget); ok {
 			attrs[types.String(k)] = val
 		}
 	}
@@ -378,62 +375,6 @@ func (c *factCache) get(t *identity.Token) *tokenFacts {
 	c.m[t] = tf
 	c.mu.Unlock()
 	return tf
-}
-
-// cedarValue converts a JSON claim value to a Cedar value:
-//
-//	string → String; bool → Boolean; integer number → Long;
-//	fractional number → decimal when it has at most 4 fractional digits and
-//	fits Cedar's range (otherwise dropped); array → Set (unconvertible
-//	elements dropped); object → Record (unconvertible members dropped);
-//	null → dropped.
-//
-// Nesting deeper than maxClaimDepth and values beyond the budget are
-// dropped.
-func cedarValue(v any, depth int, budget *int) (types.Value, bool) {
-	if *budget <= 0 || depth > maxClaimDepth {
-		return nil, false
-	}
-	*budget--
-	switch v := v.(type) {
-	case string:
-		return types.String(v), true
-	case bool:
-		return types.Boolean(v), true
-	case json.Number:
-		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-			return types.Long(i), true
-		}
-		if d, err := types.ParseDecimal(string(v)); err == nil {
-			return d, true
-		}
-		return nil, false
-	case float64:
-		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
-			return types.Long(int64(v)), true
-		}
-		if d, err := types.ParseDecimal(strconv.FormatFloat(v, 'f', -1, 64)); err == nil {
-			return d, true
-		}
-		return nil, false
-	case []any:
-		vals := make([]types.Value, 0, len(v))
-		for _, e := range v {
-			if cv, ok := cedarValue(e, depth+1, budget); ok {
-				vals = append(vals, cv)
-			}
-		}
-		return types.NewSet(vals...), true
-	case map[string]any:
-		m := make(types.RecordMap, len(v))
-		for k, e := range v {
-			if cv, ok := cedarValue(e, depth+1, budget); ok {
-				m[types.String(k)] = cv
-			}
-		}
-		return types.NewRecord(m), true
-	}
-	return nil, false
 }
 
 func claimString(claims map[string]any, name string) string {

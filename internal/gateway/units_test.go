@@ -208,7 +208,7 @@ func TestClaimConversion(t *testing.T) {
 			arr[i] = "x"
 		}
 		budget := maxClaimValues
-		v, _ := cedarValue(arr, 0, &budget)
+		v, _ := engine.ClaimValue(arr, 0, &budget)
 		if budget != 0 || v.(types.Set).Len() > 1 {
 			t.Errorf("budget %d after conversion, set %v", budget, v)
 		}
