@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-authz/vigil/internal/config"
 	"github.com/vigil-authz/vigil/internal/server"
 )
 
@@ -28,18 +29,21 @@ a broken change is rejected and the running version keeps serving.`,
 			if err != nil {
 				return err
 			}
-			if policies != "" {
-				cfg.Policies.Dir = policies
+			applyFlags := func(cfg *config.Config) {
+				if policies != "" {
+					cfg.Policies.Dir = policies
+				}
+				if addr != "" {
+					cfg.Server.Addr = addr
+				}
+				if adminAddr != "" {
+					cfg.Server.AdminAddr = adminAddr
+				}
+				if dataDir != "" {
+					cfg.DataDir = dataDir
+				}
 			}
-			if addr != "" {
-				cfg.Server.Addr = addr
-			}
-			if adminAddr != "" {
-				cfg.Server.AdminAddr = adminAddr
-			}
-			if dataDir != "" {
-				cfg.DataDir = dataDir
-			}
+			applyFlags(cfg)
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -48,8 +52,33 @@ a broken change is rejected and the running version keeps serving.`,
 			if err != nil {
 				return err
 			}
+			if cfgPath != "" {
+				// SIGHUP (or POST /admin/v1/config/reload) re-reads the file
+				// with the same flag overrides.
+				srv.SetReloader(func() (*config.Config, error) {
+					next, err := loadConfig(cfgPath)
+					if err != nil {
+						return nil, err
+					}
+					applyFlags(next)
+					return next, next.Validate()
+				})
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						_, _ = srv.Reload(ctx) // logged by Reload
+					}
+				}
+			}()
 			return srv.Run(ctx)
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-authz/vigil/internal/gateway"
@@ -29,12 +30,14 @@ func (s *Server) setupGateway(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
+	s.auth.p.Store(verifier)
+	s.routes.p.Store(table)
 	g, err := gateway.New(gateway.Options{
 		Config:   s.cfg.Gateway,
 		Views:    s.engine.View,
 		Await:    s.engine.Await,
-		Auth:     verifier,
-		Router:   table,
+		Auth:     &s.auth,
+		Router:   &s.routes,
 		Log:      log,
 		Recorder: s.metrics,
 		Enrich:   s.enrich,
@@ -44,18 +47,17 @@ func (s *Server) setupGateway(ctx context.Context) error {
 		return err
 	}
 	s.gateway = g
-	s.verifier = verifier
 	// Streams are re-decided whenever the policy version changes.
 	s.store.Subscribe(func(_ *policy.Version) { go g.Reevaluate() })
 
 	s.AddRunner(func(ctx context.Context) error {
 		verifier.Start(ctx)
 		<-ctx.Done()
-		verifier.Close()
+		s.auth.p.Load().Close() // the one in use: a reload may have replaced it
 		return nil
 	})
 	s.AddReadyCheck(func() error {
-		if err := verifier.Ready(); err != nil {
+		if err := s.auth.p.Load().Ready(); err != nil {
 			return fmt.Errorf("identity: %w", err)
 		}
 		return nil
@@ -72,6 +74,28 @@ func (s *Server) setupGateway(ctx context.Context) error {
 	s.AddCloser(func(context.Context) error { return g.Close() })
 	return nil
 }
+
+// swapAuth is the gateway's token verifier, replaceable by a config reload
+// without touching the gateway or its open streams.
+type swapAuth struct {
+	p atomic.Pointer[identity.Verifier]
+}
+
+func (a *swapAuth) Verify(ctx context.Context, raw string) (*identity.Token, error) {
+	return a.p.Load().Verify(ctx, raw)
+}
+
+// swapRouter is the gateway's route table, replaceable by a config reload.
+type swapRouter struct{ p atomic.Pointer[route.Table] }
+
+func (r *swapRouter) Match(method, rawPath string) (route.Match, error) {
+	return r.p.Load().Match(method, rawPath)
+}
+
+var (
+	_ gateway.Authenticator = (*swapAuth)(nil)
+	_ gateway.Router        = (*swapRouter)(nil)
+)
 
 // Gateway returns the gateway, or nil when none is configured.
 func (s *Server) Gateway() *gateway.Gateway { return s.gateway }

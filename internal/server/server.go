@@ -32,7 +32,6 @@ import (
 	"github.com/vigil-authz/vigil/internal/config"
 	"github.com/vigil-authz/vigil/internal/engine"
 	"github.com/vigil-authz/vigil/internal/gateway"
-	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/metrics"
 	"github.com/vigil-authz/vigil/internal/policy"
 	"github.com/vigil-authz/vigil/internal/replica"
@@ -56,9 +55,16 @@ type Server struct {
 	dirs     *dirPublisher
 	receiver *signal.Receiver
 	gateway  *gateway.Gateway
-	verifier *identity.Verifier
-	enrich   gateway.EnrichFunc
-	extra    []listener
+	auth     swapAuth
+	routes   swapRouter
+	runCtx   context.Context // background tasks' context, set by Run
+	reloader func() (*config.Config, error)
+	reloadMu sync.Mutex
+	// reloadBase is the configuration now in force for reloadable
+	// sections (guarded by reloadMu; s.cfg itself never changes).
+	reloadBase *config.Config
+	enrich     gateway.EnrichFunc
+	extra      []listener
 
 	mainMux  *http.ServeMux
 	adminMux *http.ServeMux
@@ -140,6 +146,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		Activator: s.replica,
 	})
 	s.admin.MountSignals(s.state)
+	s.admin.Handle("POST /admin/v1/config/reload", http.HandlerFunc(s.reloadHandler))
 	adminKeys := apiauth.NewKeys(append(append([]string{}, cfg.Admin.Keys...), s.AdminToken)...)
 	s.adminMux.Handle("/admin/", apiauth.Require(adminKeys, "vigil-admin", false, s.admin))
 
@@ -312,6 +319,9 @@ func (s *Server) Run(ctx context.Context) error {
 	adminSrv := s.httpServer(s.adminMux)
 
 	runCtx, cancelRunners := context.WithCancel(context.WithoutCancel(ctx))
+	s.mu.Lock()
+	s.runCtx = runCtx
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2+len(s.extra))
 	if s.watcher != nil && s.cfg.Policies.WatchEnabled() {
