@@ -70,7 +70,7 @@ type Change struct {
 }
 
 // Source is the journal source of the engine's signals.
-const Source = "risk"
+const Source = state.SourceRisk
 
 // EventType is the event type recorded with the engine's signals.
 const EventType = "https://schemas.openid.net/secevent/caep/event-type/risk-level-change"

@@ -96,6 +96,11 @@ func (k Kind) Stateful() bool {
 	return false
 }
 
+// SourceRisk is the Source of signals from Vigil's own risk engine. Their
+// risk is kept apart from the risk other sources report: each source class
+// replaces only its own level, and decisions see the highest.
+const SourceRisk = "risk"
+
 // Risk levels (CAEP risk-level-change).
 const (
 	RiskLow    = "LOW"

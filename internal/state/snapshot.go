@@ -52,14 +52,15 @@ type factSet struct {
 	disabled   *stateFact
 	purged     *stateFact
 	device     *stateFact
-	risk       *stateFact
+	risk       *stateFact // from identity providers and operators
+	riskOwn    *stateFact // from Vigil's own risk engine (Source "risk")
 	assurance  *assuranceFact
 	claims     map[string]claimFact
 }
 
 func (f *factSet) empty() bool {
 	return f.revokedAt == 0 && f.disabled == nil && f.purged == nil && f.device == nil &&
-		f.risk == nil && f.assurance == nil && len(f.claims) == 0
+		f.risk == nil && f.riskOwn == nil && f.assurance == nil && len(f.claims) == 0
 }
 
 // condFacts are facts recorded for a complex subject under its primary key,
@@ -179,7 +180,13 @@ func (m *merger) add(fs *factSet) {
 	if d := fs.device; d != nil && (m.device == nil || newer(d.at, d.seq, m.device)) {
 		m.device = d
 	}
-	if r := fs.risk; r != nil {
+	// Each source class keeps its own risk (so that the risk engine lowering
+	// its own level never clears a level an identity provider raised); the
+	// highest of them applies.
+	for _, r := range [2]*stateFact{fs.risk, fs.riskOwn} {
+		if r == nil {
+			continue
+		}
 		if m.risk == nil {
 			m.risk = r
 		} else if a, b := riskRank(r.level), riskRank(m.risk.level); a > b || (a == b && newer(r.at, r.seq, m.risk)) {
@@ -435,7 +442,11 @@ func (b *builder) applyFacts(fs *factSet, sig *Signal, seq uint64, at int64) int
 		if sig.Risk.Score != nil {
 			score = *sig.Risk.Score
 		}
-		return b.take(&fs.risk, &stateFact{at: at, seq: seq, level: sig.Risk.Level, score: score, reasons: sig.Risk.Reasons})
+		slot := &fs.risk
+		if sig.Source == SourceRisk {
+			slot = &fs.riskOwn
+		}
+		return b.take(slot, &stateFact{at: at, seq: seq, level: sig.Risk.Level, score: score, reasons: sig.Risk.Reasons})
 	case KindAssuranceLevelChange:
 		if fs.assurance == nil || at > fs.assurance.at {
 			fs.assurance = &assuranceFact{at: at, namespace: sig.Namespace, level: sig.CurrentLevel}
