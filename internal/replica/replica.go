@@ -72,7 +72,11 @@ type Replica struct {
 	clusterState  atomic.Uint64
 	clusterPolicy atomic.Uint64
 	probeErr      atomic.Pointer[string]
-	fresh         atomic.Bool
+	// probes counts successful probes since Open (see Ready).
+	probes atomic.Int64
+	// replicated: the streams have more than one replica (a cluster).
+	replicated bool
+	fresh      atomic.Bool
 
 	mu      sync.Mutex
 	freshCh chan struct{} // closed when fresh flips
@@ -130,8 +134,9 @@ func Open(ctx context.Context, o Options) (*Replica, error) {
 	r := &Replica{
 		cfg: cfg, name: name, log: log, state: o.State, policies: o.Policies,
 		js: js, signals: signals, plog: plog,
-		epoch:   time.Now(),
-		freshCh: make(chan struct{}),
+		epoch:      time.Now(),
+		replicated: replicas > 1,
+		freshCh:    make(chan struct{}),
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -194,6 +199,13 @@ func (r *Replica) WaitFresh(ctx context.Context) error {
 func (r *Replica) Ready() error {
 	if !r.plog.isReplayed() {
 		return errors.New("replaying the policy log")
+	}
+	// A stream leader elected moments ago (a NATS node just restarted) can
+	// answer with a last sequence it has not applied yet; a second probe, a
+	// probe interval later, must confirm before a (re)started replica says
+	// it is ready.
+	if r.replicated && r.probes.Load() < 2 {
+		return errors.New("confirming with the cluster that this replica has caught up")
 	}
 	return r.Stale()
 }
@@ -304,6 +316,7 @@ func (r *Replica) probe(ctx context.Context) {
 	r.clusterState.Store(st)
 	r.clusterPolicy.Store(pt)
 	r.pending.Store(&proof{at: sent, state: st, policy: pt})
+	r.probes.Add(1)
 	r.settle()
 }
 
