@@ -1,11 +1,8 @@
 package policy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +48,6 @@ type Store struct {
 	subs     []func(*Version)
 	limit    int
 	now      func() time.Time
-	persist  string // file the active bundle is saved to; "" = none
 }
 
 // StoreOptions configure a Store.
@@ -60,9 +56,6 @@ type StoreOptions struct {
 	History int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// PersistPath, when set, is a file where the active bundle is written
-	// on every activation so that it can be restored after a restart.
-	PersistPath string
 }
 
 // NewStore returns an empty store; it is not ready until a version is
@@ -74,7 +67,7 @@ func NewStore(o StoreOptions) *Store {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Store{limit: o.History, now: o.Now, persist: o.PersistPath}
+	return &Store{limit: o.History, now: o.Now}
 }
 
 // Current returns the active snapshot, or nil before the first activation.
@@ -181,54 +174,7 @@ func (s *Store) activateLocked(v *Version) {
 	if len(s.history) > s.limit {
 		s.history = append([]*Version(nil), s.history[len(s.history)-s.limit:]...)
 	}
-	if s.persist != "" {
-		_ = savePersisted(s.persist, v) // best effort; the live swap already happened
-	}
 	for _, fn := range s.subs {
 		fn(v)
 	}
-}
-
-type persisted struct {
-	ID          string            `json:"id"`
-	Source      string            `json:"source"`
-	ActivatedAt time.Time         `json:"activated_at"`
-	Files       map[string]string `json:"files"`
-}
-
-func savePersisted(path string, v *Version) error {
-	p := persisted{ID: v.ID, Source: v.Source, ActivatedAt: v.ActivatedAt, Files: map[string]string{}}
-	for _, f := range v.Snapshot.Bundle.Files {
-		p.Files[f.Name] = string(f.Data)
-	}
-	data, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o640); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// LoadPersisted reads a bundle saved by a Store with PersistPath. It returns
-// os.ErrNotExist (wrapped) when there is none.
-func LoadPersisted(path string) (Bundle, string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Bundle{}, "", fmt.Errorf("read saved policy set: %w", err)
-	}
-	var p persisted
-	if err := json.Unmarshal(data, &p); err != nil {
-		return Bundle{}, "", fmt.Errorf("decode saved policy set %s: %w", path, err)
-	}
-	var b Bundle
-	for name, d := range p.Files {
-		b.Files = append(b.Files, File{Name: name, Data: []byte(d)})
-	}
-	return b, p.Source, nil
 }

@@ -82,15 +82,6 @@ func TestStore(t *testing.T) {
 			t.Fatalf("history has %d entries, want 3", n)
 		}
 	})
-	t.Run("the active bundle is persisted and can be restored", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "p", "active.json")
-		s := NewStore(StoreOptions{PersistPath: path})
-		v, _, _ := s.Apply(bundleOf(map[string]string{"a.cedar": permitAll}), "push")
-		b, source, err := LoadPersisted(path)
-		if err != nil || source != "push" || b.Hash() != v.ID {
-			t.Fatalf("restore: %v %q", err, source)
-		}
-	})
 	t.Run("subscribers see every activation", func(t *testing.T) {
 		s := NewStore(StoreOptions{})
 		var n atomic.Int32

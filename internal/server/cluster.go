@@ -3,12 +3,9 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -135,20 +132,7 @@ func (s *Server) loadInitialPolicies() error {
 		if s.store.Active() != nil {
 			return nil
 		}
-		b, source, err := policy.LoadPersisted(filepath.Join(s.cfg.DataDir, "policy", "active.json"))
-		if errors.Is(err, os.ErrNotExist) {
-			s.log.Warn("no policy directory configured and no policy version in the log; not ready until one is pushed (POST /admin/v1/policies)")
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		v, _, _, err := s.replica.Activate(ctx, b, source)
-		if err != nil {
-			s.log.Error("saved policy set could not be restored; not ready until one is pushed", "err", err)
-			return nil
-		}
-		s.log.Info("restored saved policy version", "version", v.ID, "source", source)
+		s.log.Warn("no policy directory configured and no policy version in the log; not ready until one is pushed (POST /admin/v1/policies)")
 		return nil
 	}
 	// The watcher compiles the directory into a staging store; changes
