@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-authz/vigil/internal/policy"
+	"github.com/vigil-authz/vigil/internal/state"
 )
 
 // Names of the replicated policy log.
@@ -260,33 +261,10 @@ func (l *policyLog) start(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	msgs := make(chan jetstream.Msg, 64)
 	wg.Add(3)
-	go func() { defer wg.Done(); l.read(ctx, it, msgs) }()
+	go func() { defer wg.Done(); state.PumpMessages(ctx, it, msgs, l.js.Conn(), l.log, "policy log") }()
 	go func() { defer wg.Done(); l.follow(ctx, cons, msgs) }()
 	go func() { defer wg.Done(); <-ctx.Done(); it.Stop() }()
 	return nil
-}
-
-func (l *policyLog) read(ctx context.Context, it jetstream.MessagesContext, msgs chan<- jetstream.Msg) {
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil || l.js.Conn().IsClosed() {
-				return
-			}
-			l.log.Warn("policy log read failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		select {
-		case msgs <- m:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // follow owns the queue of received records and applies them in order.

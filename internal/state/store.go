@@ -167,7 +167,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) 
 	s.cancel = cancel
 	msgs := make(chan jetstream.Msg, 1024)
 	s.wg.Add(4)
-	go func() { defer s.wg.Done(); s.read(runCtx, it, msgs) }()
+	go func() { defer s.wg.Done(); PumpMessages(runCtx, it, msgs, s.nc, s.log, "journal") }()
 	go func() { defer s.wg.Done(); s.apply(runCtx, b, cons, msgs, o.sweepInterval) }()
 	go func() { defer s.wg.Done(); s.janitor(runCtx) }()
 	go func() { defer s.wg.Done(); <-runCtx.Done(); it.Stop() }()
@@ -241,15 +241,18 @@ func (s *Store) connect(ctx context.Context) error {
 	return nil
 }
 
-// read pulls journal messages into msgs until ctx is done.
-func (s *Store) read(ctx context.Context, it jetstream.MessagesContext, msgs chan<- jetstream.Msg) {
+// PumpMessages moves messages from a JetStream consumer iterator into msgs
+// until ctx is done, the iterator is stopped or the connection is closed.
+// Transient read errors are logged (naming what is read) and retried.
+// Both the signal journal and the replicated policy log are read this way.
+func PumpMessages(ctx context.Context, it jetstream.MessagesContext, msgs chan<- jetstream.Msg, nc *nats.Conn, log *slog.Logger, what string) {
 	for {
 		m, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil || nc.IsClosed() {
 				return
 			}
-			s.log.Warn("journal read failed; retrying", "err", err)
+			log.Warn(what+" read failed; retrying", "err", err)
 			select {
 			case <-ctx.Done():
 				return
