@@ -1,14 +1,14 @@
 package gateway
 
 import (
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/vigil-authz/vigil/internal/geotest"
 )
 
 // writeTestGeoDB builds a small GeoIP2-City-shaped database: 81.2.69.0/24
@@ -17,50 +17,13 @@ import (
 // location out of range.
 func writeTestGeoDB(t testing.TB) string {
 	t.Helper()
-	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoIP2-City", IncludeReservedNetworks: true, RecordSize: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
-	city := func(iso, name string) mmdbtype.Map {
-		return mmdbtype.Map{
-			"country": mmdbtype.Map{"iso_code": mmdbtype.String(iso)},
-			"city":    mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(name)}},
-		}
-	}
-	located := func(rec mmdbtype.Map, lat, lon float64, radius uint16) mmdbtype.Map {
-		rec["location"] = mmdbtype.Map{
-			"latitude": mmdbtype.Float64(lat), "longitude": mmdbtype.Float64(lon),
-			"accuracy_radius": mmdbtype.Uint16(radius),
-		}
-		return rec
-	}
-	for cidr, rec := range map[string]mmdbtype.Map{
-		"81.2.69.0/24":    located(city("GB", "London"), 51.5142, -0.0931, 10),
-		"2001:db8::/32":   located(city("DE", "Berlin"), 52.52, 13.405, 20),
-		"203.0.113.0/24":  located(city("NL", "Nowhere"), 91, 200, 5),
+	return geotest.WriteCityDB(t, map[string]mmdbtype.Map{
+		"81.2.69.0/24":    geotest.Located(geotest.City("GB", "London"), 51.5142, -0.0931, 10),
+		"2001:db8::/32":   geotest.Located(geotest.City("DE", "Berlin"), 52.52, 13.405, 20),
+		"203.0.113.0/24":  geotest.Located(geotest.City("NL", "Nowhere"), 91, 200, 5),
 		"192.0.2.0/24":    {"country": mmdbtype.Map{"iso_code": mmdbtype.String("FR")}},
 		"198.51.100.0/24": {"country": mmdbtype.String("not a record")},
-	} {
-		_, n, err := net.ParseCIDR(cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Insert(n, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "city.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	})
 }
 
 func TestGeoLookup(t *testing.T) {

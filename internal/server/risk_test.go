@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,11 +14,11 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
 	"github.com/vigil-authz/vigil/internal/config"
 	"github.com/vigil-authz/vigil/internal/gateway"
+	"github.com/vigil-authz/vigil/internal/geotest"
 	"github.com/vigil-authz/vigil/internal/identity"
 	"github.com/vigil-authz/vigil/internal/risk"
 	"github.com/vigil-authz/vigil/internal/route"
@@ -43,43 +40,15 @@ const (
 // riskGeoDB writes a GeoIP2-City-shaped database with coordinates.
 func riskGeoDB(t *testing.T) string {
 	t.Helper()
-	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoIP2-City", IncludeReservedNetworks: true, RecordSize: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
 	city := func(iso, name string, lat, lon float64) mmdbtype.Map {
-		return mmdbtype.Map{
-			"country":  mmdbtype.Map{"iso_code": mmdbtype.String(iso)},
-			"city":     mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(name)}},
-			"location": mmdbtype.Map{"latitude": mmdbtype.Float64(lat), "longitude": mmdbtype.Float64(lon), "accuracy_radius": mmdbtype.Uint16(20)},
-		}
+		return geotest.Located(geotest.City(iso, name), lat, lon, 20)
 	}
-	for cidr, rec := range map[string]mmdbtype.Map{
+	return geotest.WriteCityDB(t, map[string]mmdbtype.Map{
 		"2001:db8::/32":   city("DE", "Berlin", 52.52, 13.405),
 		"198.51.100.0/24": city("DE", "Berlin", 52.52, 13.405),
 		"192.0.2.0/24":    city("US", "New York", 40.7128, -74.006),
 		"203.0.113.0/24":  city("NL", "Amsterdam", 52.37, 4.9),
-	} {
-		_, n, err := net.ParseCIDR(cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Insert(n, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "city.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	})
 }
 
 // setReceiver collects risk SETs pushed to it.
